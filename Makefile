@@ -1,0 +1,31 @@
+# The two set-up commands of the README: `make demo` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+BIN = $(VENV)/bin
+
+.PHONY: demo serve test lint bench clean
+
+$(BIN)/pombo: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	@touch $@
+
+demo: $(BIN)/pombo          ## a playground: embedded SQLite, demo customer, simulated upstream
+	$(BIN)/pombo demo
+
+serve: $(BIN)/pombo         ## the gateway on POMBO_DATABASE_URL (default ./pombo.db)
+	$(BIN)/pombo serve
+
+test: $(BIN)/pombo          ## the whole suite (PostgreSQL/Redis tests skip with a reason when absent)
+	$(BIN)/python -m pytest -q
+
+bench: $(BIN)/pombo         ## the benchmark (bench/README.md); needs wrk (apt-get install -y wrk)
+	@command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
+	$(BIN)/python bench/run.py
+
+lint: $(BIN)/pombo
+	$(BIN)/ruff check src tests
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis pombo-demo.db*
