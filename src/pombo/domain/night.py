@@ -1,0 +1,35 @@
+"""The night window (SPEC §4, code 245)."""
+
+from __future__ import annotations
+
+from datetime import datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+
+def parse_window(window: str) -> tuple[time, time]:
+    """'22:00-06:00' -> (22:00, 06:00)."""
+    start, end = window.split("-", 1)
+    return time.fromisoformat(start.strip()), time.fromisoformat(end.strip())
+
+
+def night_start(now: float, window: str, tz: ZoneInfo) -> float | None:
+    """Epoch of the start of the night we are in, or None when `now` is outside the window.
+
+    A window whose start is before its end lies within one day; otherwise it crosses
+    midnight and "this night" began at the last start.
+    """
+    start, end = parse_window(window)
+    local = datetime.fromtimestamp(now, tz)
+    t = local.time().replace(tzinfo=None)
+    today_start = datetime.combine(local.date(), start, tz)
+    if start < end:
+        # inclusive of the end minute: "00:00-23:59" covers the whole day
+        if start <= t and (t < end or t.replace(second=0, microsecond=0) == end):
+            return min(today_start.timestamp(), now)
+        return None
+    # min(): a start inside a daylight-saving gap must not land after now
+    if t >= start:
+        return min(today_start.timestamp(), now)
+    if t < end:
+        return min((today_start - timedelta(days=1)).timestamp(), now)
+    return None

@@ -1,0 +1,51 @@
+"""Request parsing at the edge (SPEC §1)."""
+
+from __future__ import annotations
+
+import pytest
+
+from pombo.api.envelope import http_status
+from pombo.api.params import BadBody, decode_form, decode_json
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        (b"a=1&b=2", {"a": "1", "b": "2"}),
+        (b"a=1&a=2", {"a": "2"}),  # the last repeated key wins, as in PHP
+        (b"message=ol%C3%A1+mundo", {"message": "olá mundo"}),
+        (b"message=ol%E1", {"message": "olá"}),  # not UTF-8: ISO-8859-1
+        (b"a=&b", {"a": "", "b": ""}),
+        (b"", {}),
+        (b"&&", {}),
+    ],
+)
+def test_decode_form(raw: bytes, expected: dict[str, str]) -> None:
+    assert decode_form(raw) == expected
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        (b'{"httpdup": 60, "dest": "11"}', {"httpdup": "60", "dest": "11"}),
+        (b'{"httpdup": 60.0}', {"httpdup": "60"}),
+        (b'{"cuttext": true, "x": null}', {"cuttext": "1"}),
+        (b"  ", {}),
+    ],
+)
+def test_decode_json(raw: bytes, expected: dict[str, str]) -> None:
+    assert decode_json(raw) == expected
+
+
+@pytest.mark.parametrize("raw", [b"{", b"[1,2]", b'"x"', b'{"a": {"b": 1}}', b'{"a": [1]}'])
+def test_decode_json_rejects(raw: bytes) -> None:
+    with pytest.raises(BadBody):
+        decode_json(raw)
+
+
+@pytest.mark.parametrize(
+    ("code", "status"),
+    [(0, 200), (1, 200), (100, 401), (102, 401), (199, 401), (220, 400), (300, 400), (400, 400), (413, 413)],
+)
+def test_http_status(code: int, status: int) -> None:
+    assert http_status(code) == status
