@@ -1,0 +1,195 @@
+"""The interfaces the use cases need. Real adapters and in-memory fakes both implement them."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from pombo.domain.catalog import Catalog
+from pombo.domain.codes import Rejection
+from pombo.domain.model import ConnectionConfig, OutboundSms, UpstreamAck
+
+MessageRow = dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class AcceptSpec:
+    """Everything the store needs to run 244, 245, 255, 250 and write the log row atomically."""
+
+    customer_id: int
+    user_id: int | None
+    dest: str
+    text: str
+    ctid: str | None
+    cp_id: str | None
+    cd_id: str | None
+    sender: str | None
+    connection: str
+    httpdup: int
+    night_since: float | None  # start of the current night, None outside the window
+    night_limit: int | None
+    debits: Sequence[tuple[int, int]] | None  # (account, amount) per chain account; None = 255
+    cost: int
+    segments: int
+    encoding: str
+    now: float
+    notify_url: str | None = None  # where state changes are pushed (rurl or the customer's)
+
+
+@dataclass(frozen=True, slots=True)
+class AuthPolicy:
+    """Brute-force thresholds (SPEC §2)."""
+
+    ip_limit: int = 20
+    ip_window: float = 600.0
+    user_limit: int = 5
+    user_window: float = 600.0
+    block_limit: int = 100
+    block_window: float = 3600.0
+    sid_limit: int = 15
+    sid_window: float = 600.0
+
+
+class UpstreamError(Exception):
+    """Base of every upstream failure; retry decisions look at the subclass, never at str(e)."""
+
+
+class UpstreamRejected(UpstreamError):
+    """A hard error: the upstream refused the message (or could not be reached at all)."""
+
+    def __init__(self, raw: str) -> None:
+        super().__init__(raw[:200])
+        self.raw = raw
+
+
+class UpstreamTimeout(UpstreamError):
+    """No answer within the connection's final timeout: the outcome is unknown."""
+
+    def __init__(self, raw: str = "timeout") -> None:
+        super().__init__(raw)
+        self.raw = raw
+
+
+class Connection(Protocol):
+    """One upstream provider connection (SPEC §8). Never retries a send by itself."""
+
+    config: ConnectionConfig
+
+    async def send(self, sms: OutboundSms) -> UpstreamAck:
+        """Submit one message; raise UpstreamRejected on a hard error, UpstreamTimeout when
+        no answer arrives within config.final_timeout."""
+        ...
+
+    async def close(self) -> None:
+        """Release sockets and sessions."""
+        ...
+
+
+class Clock(Protocol):
+    """Wall-clock time, replaceable in tests."""
+
+    def now(self) -> float:
+        """Seconds since the epoch."""
+        ...
+
+
+class Store(Protocol):
+    """Accounts, money and the message log. Every method is keyword-only on its tenant."""
+
+    async def catalog(self) -> Catalog:
+        """The current configuration snapshot."""
+        ...
+
+    async def accept(self, spec: AcceptSpec) -> int | Rejection:
+        """Run 244, 245, 255, 250 and write the log row and the chain debit in one transaction."""
+        ...
+
+    async def settle_ok(self, *, message_id: int, upstream_id: str | None, raw: str, now: float) -> bool:
+        """Record the upstream's acceptance of a waiting message."""
+        ...
+
+    async def settle_failed(self, *, message_id: int, raw: str, now: float) -> bool:
+        """Record a hard error and refund exactly what was debited, once."""
+        ...
+
+    async def claim_orphans(self, *, older_than: float, now: float, limit: int = 100) -> list[MessageRow]:
+        """Waiting messages older than `older_than`, claimed by this process to reconcile."""
+        ...
+
+    async def mark_unknown(self, *, message_id: int, now: float) -> bool:
+        """A waiting message whose outcome cannot be learnt: delivery `unknown`."""
+        ...
+
+    async def due_callbacks(self, *, now: float, lease: float, limit: int) -> list[MessageRow]:
+        """Claim the callback events due now (in order per message)."""
+        ...
+
+    async def callback_done(self, *, event_id: int, now: float) -> None:
+        """The customer's endpoint took the event."""
+        ...
+
+    async def callback_retry(self, *, event_id: int, error: str, next_at: float | None, now: float) -> None:
+        """Try the event again at `next_at`, or give up when None."""
+        ...
+
+    async def balance(self, *, customer_id: int) -> tuple[int, int]:
+        """(balance, credit_limit) in units."""
+        ...
+
+    async def get_message(self, *, customer_id: int, message_id: int) -> MessageRow | None:
+        """One message of this customer."""
+        ...
+
+    async def messages_by_ctid(self, *, customer_id: int, ctid: str, limit: int) -> list[MessageRow]:
+        """The customer's messages with this ctid."""
+        ...
+
+    async def messages_page(
+        self, *, customer_id: int, start: float, end: float, after_id: int, limit: int
+    ) -> list[MessageRow]:
+        """A page of the customer's log by ascending id."""
+        ...
+
+    async def apply_delivery(
+        self,
+        *,
+        connection: str,
+        message_id: int | None,
+        upstream_id: str | None,
+        state: str | None,
+        raw: str,
+        now: float,
+    ) -> bool:
+        """Keep a raw delivery report and move the message forward when allowed."""
+        ...
+
+    async def auth_block(self, *, ip: str, username: str | None, policy: AuthPolicy, now: float) -> int | None:
+        """The block code (199, 131, 132) in force for this IP/username, if any."""
+        ...
+
+    async def record_auth_failure(
+        self, *, ip: str, username: str | None, code: int, policy: AuthPolicy, now: float
+    ) -> None:
+        """Count a failed attempt."""
+        ...
+
+    async def ping(self) -> None:
+        """Raise unless the database answers right now."""
+        ...
+
+    async def maintain(self) -> None:
+        """Periodic upkeep (e.g. partitions for the months ahead)."""
+        ...
+
+    async def auth_suspects(self, *, since: float) -> set[str]:
+        """IPs and usernames with failures since `since`, and permanently blocked IPs."""
+        ...
+
+    def auth_version(self) -> int:
+        """Changes whenever another process is known to have recorded a failure (else constant)."""
+        ...
+
+    async def close(self) -> None:
+        """Release connections."""
+        ...

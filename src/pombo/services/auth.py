@@ -1,0 +1,158 @@
+"""Who is calling (SPEC §2): tokens, HTTP Basic, brute-force blocks, allow-lists, rights."""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+from dataclasses import dataclass
+
+import structlog
+
+from pombo.domain import codes, credentials
+from pombo.domain.catalog import Catalog
+from pombo.domain.codes import Rejection
+from pombo.domain.model import Customer, Principal
+from pombo.ports import AuthPolicy, Clock, Store
+
+log = structlog.get_logger("pombo.auth")
+
+_VERIFIED_CACHE_MAX = 10_000
+# How often the set of IPs/usernames with recent failures is re-read. Only those get the exact
+# (database) block checks before their credentials are looked at, so a clean request costs no
+# query. This worker's failures are seen at once; another worker's as soon as the store reports
+# a change (PostgreSQL: NOTIFY pombo_auth), else within this many seconds. A request that fails
+# its credentials always gets the exact check, so a blocked caller never sees 1xx instead of
+# its block code.
+SUSPECTS_REFRESH = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class Credentials:
+    """What the request presented: a token (tsid > Bearer > sid) and/or HTTP Basic."""
+
+    token: str | None
+    basic: tuple[str, str] | None
+    ip: str
+
+
+class Authenticator:
+    """Resolves credentials to a Principal or an authentication rejection (1xx)."""
+
+    def __init__(self, store: Store, *, clock: Clock, policy: AuthPolicy | None = None) -> None:
+        self._store = store
+        self._clock = clock
+        self._policy = policy or AuthPolicy()
+        # scrypt is deliberately slow: remember good (hash, password digest) pairs
+        self._verified: set[tuple[str, str]] = set()
+        self._suspects: set[str] = set()
+        self._suspects_at = float("-inf")
+        self._suspects_seen = -1
+
+    async def authenticate(
+        self, creds: Credentials, catalog: Catalog, *, need_send: bool
+    ) -> Principal | Rejection:
+        """The caller, or the first rejection that applies."""
+        now = self._clock.now()
+        # counted per username as typed, as a storable key: cut to the column, NUL replaced
+        username = creds.basic[0].replace("\x00", "\ufffd")[:64] if creds.basic and not creds.token else None
+        checked = await self._suspect(creds.ip, username, now)
+        if checked:
+            blocked = await self._store.auth_block(ip=creds.ip, username=username, policy=self._policy, now=now)
+            if blocked is not None:
+                return codes.reject(blocked)
+        principal = self._resolve(creds, catalog)
+        if isinstance(principal, Rejection):
+            if principal.code in codes.FAILED_ATTEMPT_CODES:
+                if not checked:
+                    # the block comes first (§2): another worker may have set it a moment ago
+                    blocked = await self._store.auth_block(
+                        ip=creds.ip, username=username, policy=self._policy, now=now
+                    )
+                    if blocked is not None:
+                        return codes.reject(blocked)
+                await self._store.record_auth_failure(
+                    ip=creds.ip, username=username, code=principal.code, policy=self._policy, now=now
+                )
+                self._suspects.add(creds.ip)
+                if username is not None:
+                    self._suspects.add(username)
+                log.info(
+                    "auth_failed",
+                    code=principal.code,
+                    ip=creds.ip,
+                    token=credentials.token_prefix(creds.token) if creds.token else None,
+                    username=username,
+                )
+            return principal
+        return _account_checks(principal, creds, need_send=need_send)
+
+    async def _suspect(self, ip: str, username: str | None, now: float) -> bool:
+        version = self._store.auth_version()
+        if version != self._suspects_seen or now - self._suspects_at > SUSPECTS_REFRESH:
+            self._suspects_at = now
+            self._suspects_seen = version
+            window = max(self._policy.ip_window, self._policy.user_window, self._policy.sid_window)
+            self._suspects = await self._store.auth_suspects(since=now - window)
+        return ip in self._suspects or (username is not None and username in self._suspects)
+
+    def _resolve(self, creds: Credentials, catalog: Catalog) -> Principal | Rejection:
+        if creds.token:
+            token = catalog.tokens.get(credentials.hash_token(creds.token))
+            if token is None:
+                return codes.reject(codes.SID_NOT_FOUND)
+            customer = catalog.customers.get(token.customer_id)
+            if customer is None:
+                return codes.reject(codes.FAIL_AUTHENTICATION)
+            user = catalog.users_by_id.get(token.user_id) if token.user_id is not None else None
+            if token.user_id is not None and (user is None or not user.active):
+                return codes.reject(codes.FAIL_AUTHENTICATION)
+            if customer.tokens_blocked and customer.active:
+                return codes.reject(codes.TOKENS_BLOCKED)
+            if user is not None:
+                return Principal(customer, user.id, token.id, user.app, user.send, user.camp)
+            return Principal(customer, None, token.id, customer.aut_app, customer.aut_send, customer.aut_camp)
+        if creds.basic:
+            username, password = creds.basic
+            user = catalog.users_by_name.get(username)
+            if user is None or not user.active or not self._password_ok(user.password_hash, password):
+                return codes.reject(codes.INVALID_USER_PASS)
+            customer = catalog.customers.get(user.customer_id)
+            if customer is None:
+                return codes.reject(codes.FAIL_AUTHENTICATION)
+            return Principal(customer, user.id, None, user.app, user.send, user.camp)
+        return codes.reject(codes.FAIL_AUTHENTICATION)
+
+    def _password_ok(self, encoded: str, password: str) -> bool:
+        key = (encoded, hashlib.sha256(password.encode("utf-8", "surrogatepass")).hexdigest())
+        if key in self._verified:
+            return True
+        if not credentials.verify_password(password, encoded):
+            return False
+        if len(self._verified) >= _VERIFIED_CACHE_MAX:
+            self._verified.clear()
+        self._verified.add(key)
+        return True
+
+
+def _account_checks(principal: Principal, creds: Credentials, *, need_send: bool) -> Principal | Rejection:
+    customer = principal.customer
+    if not customer.active:
+        return codes.reject(codes.ACCOUNT_INACTIVE)
+    if not ip_allowed(customer, creds.ip):
+        return codes.reject(codes.IP_NOT_ALLOWED)
+    if need_send and not principal.aut_send:
+        return codes.reject(codes.PERMISSION_DENIED)
+    return principal
+
+
+def ip_allowed(customer: Customer, ip: str) -> bool:
+    """An empty allow-list lets everyone in; otherwise the address must be in one range."""
+    if not customer.ip_allowlist:
+        return True
+    try:
+        address = ipaddress.ip_address(ip)
+    except ValueError:
+        return False
+    if address.version == 6 and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return any(address in network for network in customer.ip_allowlist)

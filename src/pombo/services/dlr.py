@@ -1,0 +1,129 @@
+"""Delivery reports: pushed by providers (SPEC §8), polled (TWW) or asked for (reconciliation).
+
+Every source ends in `DeliveryReports.apply`, which keeps the raw report and moves the message
+forward only (a `delivered` never goes back to `sent`).
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import orjson
+import structlog
+
+from pombo.domain import delivery
+from pombo.domain.delivery import StatusReport
+from pombo.domain.ints import uint
+from pombo.domain.model import ConnectionConfig
+from pombo.ports import Clock, Store
+
+log = structlog.get_logger("pombo.dlr")
+
+
+class Forbidden(Exception):
+    """Unknown connection or wrong secret: answered 403 alike, nothing changes."""
+
+
+Parser = Callable[[ConnectionConfig, Mapping[str, str], bytes], list[StatusReport]]
+
+
+def parse_wavy(_: ConnectionConfig, params: Mapping[str, str], body: bytes) -> list[StatusReport]:
+    """Wavy's callbacks: one JSON object, or a list of them."""
+    try:
+        data = orjson.loads(body) if body else dict(params)
+    except orjson.JSONDecodeError:
+        return [StatusReport(None, None)]
+    items = data if isinstance(data, list) else [data]
+    reports = [
+        StatusReport(
+            message_id=uint(str(item.get("correlationId") or "")),
+            upstream_id=str(item["id"]) if item.get("id") is not None else None,
+            states=delivery.wavy_states(item),
+        )
+        for item in items
+        if isinstance(item, dict)
+    ]
+    return reports or [StatusReport(None, None)]
+
+
+def parse_kannel(_: ConnectionConfig, params: Mapping[str, str], body: bytes) -> list[StatusReport]:
+    """Kannel's dlr-url: our id and the %d type (4 = queued changes nothing)."""
+    state = delivery.KANNEL_TYPES.get((params.get("type") or "").strip())
+    return [StatusReport(uint(params.get("id")), None, (state,) if state else ())]
+
+
+def parse_template(config: ConnectionConfig, params: Mapping[str, str], body: bytes) -> list[StatusReport]:
+    """The http template's optional `dlr` mapping: which fields carry the id and the status,
+    and how its values map to states, e.g.
+    dlr: {id_field: ref, id_is: cdls_id, status_field: status, states: {DELIVRD: delivered}}."""
+    mapping = config.options.get("dlr") or {}
+    fields: dict[str, Any] = dict(params)
+    if body:
+        try:
+            data = orjson.loads(body)
+            if isinstance(data, dict):
+                fields.update(data)
+        except orjson.JSONDecodeError:
+            pass
+    raw_id = str(fields.get(mapping.get("id_field", "id"), "") or "")
+    status = str(fields.get(mapping.get("status_field", "status"), "") or "")
+    state = (mapping.get("states") or {}).get(status) or (status.lower() if status.lower() in delivery.STATES else None)
+    if mapping.get("id_is", "cdls_id") == "cdls_id":
+        return [StatusReport(uint(raw_id), None, (state,) if state else ())]
+    return [StatusReport(None, raw_id or None, (state,) if state else ())]
+
+
+PARSERS: dict[str, Parser] = {"wavy": parse_wavy, "kannel": parse_kannel, "http": parse_template}
+
+
+class DeliveryReports:
+    """Authenticates pushed reports by the connection's secret and applies every report."""
+
+    def __init__(self, *, store: Store, clock: Clock, on_report: Callable[[str, str], None] | None = None) -> None:
+        self._store = store
+        self._clock = clock
+        self._on_report = on_report
+
+    async def receive(
+        self, *, connection: str, secret: str, params: Mapping[str, str], body: bytes
+    ) -> int:
+        """Apply a pushed report; returns how many state moves it made. Raises Forbidden."""
+        catalog = await self._store.catalog()
+        config = catalog.connections.get(connection)
+        if config is None or not config.dlr_secret or not hmac.compare_digest(
+            config.dlr_secret.encode(), secret.encode("utf-8", "surrogatepass")
+        ):
+            raise Forbidden(connection)
+        raw = _raw(params, body)
+        parser = PARSERS.get(config.kind, parse_kannel)
+        return await self.apply(connection, [_with_raw(r, raw) for r in parser(config, params, body)])
+
+    async def apply(self, connection: str, reports: list[StatusReport]) -> int:
+        """Keep each report and move its message forward, state by state."""
+        moved = 0
+        for report in reports:
+            for state in report.states or (None,):
+                if await self._store.apply_delivery(
+                    connection=connection,
+                    message_id=report.message_id,
+                    upstream_id=report.upstream_id,
+                    state=state,
+                    raw=report.raw,
+                    now=self._clock.now(),
+                ):
+                    moved += 1
+                if self._on_report is not None:
+                    self._on_report(connection, state or "none")
+        return moved
+
+
+def _with_raw(report: StatusReport, raw: str) -> StatusReport:
+    return StatusReport(report.message_id, report.upstream_id, report.states, report.accepted, raw)
+
+
+def _raw(params: Mapping[str, str], body: bytes) -> str:
+    query = "&".join(f"{k}={v}" for k, v in params.items())
+    text = body.decode("utf-8", "replace")
+    return f"{query}\n{text}" if text else query

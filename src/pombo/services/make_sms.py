@@ -1,0 +1,118 @@
+"""MakeSMS: authenticate, run the checks in the contract's order, accept atomically, dispatch."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from zoneinfo import ZoneInfo
+
+from pombo.domain import codes
+from pombo.domain.codes import Rejection
+from pombo.domain.model import OutboundSms
+from pombo.domain.night import night_start
+from pombo.domain.send import Draft, notify_url, parse_request, run_checks
+from pombo.ports import AcceptSpec, Clock, Store
+from pombo.services.auth import Authenticator, Credentials
+from pombo.services.dispatch import Dispatcher
+
+
+@dataclass(frozen=True, slots=True)
+class SendResult:
+    """What MakeSMS answers."""
+
+    code: int
+    status: str
+    cdls_id: int = 0
+
+
+class MakeSms:
+    """The send use case."""
+
+    def __init__(
+        self,
+        *,
+        store: Store,
+        authenticator: Authenticator,
+        dispatcher: Dispatcher,
+        clock: Clock,
+        tz: ZoneInfo,
+        adm_customer_id: int,
+    ) -> None:
+        self._store = store
+        self._auth = authenticator
+        self._dispatcher = dispatcher
+        self._clock = clock
+        self._tz = tz
+        self._adm = adm_customer_id
+
+    async def __call__(self, *, params: Mapping[str, str], creds: Credentials) -> SendResult:
+        """Answer one MakeSMS request."""
+        catalog = await self._store.catalog()
+        principal = await self._auth.authenticate(creds, catalog, need_send=True)
+        if isinstance(principal, Rejection):
+            return _rejected(principal)
+        draft = Draft(
+            request=parse_request(params),
+            customer=principal.customer,
+            catalog=catalog,
+            adm_customer_id=self._adm,
+        )
+        rejection = run_checks(draft)
+        if rejection is not None:
+            return _rejected(rejection)
+        assert draft.connection is not None
+        now = self._clock.now()
+        spec = self._accept_spec(draft, user_id=principal.user_id, now=now)
+        accepted = await self._store.accept(spec)
+        if isinstance(accepted, Rejection):
+            return _rejected(accepted)
+        sms = OutboundSms(
+            id=accepted,
+            dest=draft.dest,
+            text=draft.body,
+            encoding=draft.encoding,
+            sender=draft.request.sender,
+            ctid=draft.request.ctid,
+        )
+        code = await self._dispatcher.dispatch(draft.connection, sms)
+        return SendResult(code, codes.TEXTS[code], accepted)
+
+    def _accept_spec(self, draft: Draft, *, user_id: int | None, now: float) -> AcceptSpec:
+        customer = draft.customer
+        connection = draft.connection.name if draft.connection else ""
+        prices = draft.catalog.prices(draft.chain, draft.dest, connection)
+        debits = (
+            None
+            if prices is None
+            else [(account, price * draft.segments) for account, price in zip(draft.chain, prices, strict=True)]
+        )
+        night_since = (
+            night_start(now, customer.night_window, self._tz)
+            if customer.night_limit is not None
+            else None
+        )
+        request = draft.request
+        return AcceptSpec(
+            customer_id=customer.id,
+            user_id=user_id,
+            dest=draft.dest,
+            text=draft.body,
+            ctid=request.ctid,
+            cp_id=request.cp_id,
+            cd_id=request.cd_id,
+            sender=request.sender,
+            connection=connection,
+            httpdup=request.httpdup,
+            night_since=night_since,
+            night_limit=customer.night_limit,
+            debits=debits,
+            cost=draft.catalog.cost(draft.dest, connection) * draft.segments,
+            segments=draft.segments,
+            encoding=draft.encoding,
+            now=now,
+            notify_url=notify_url(draft),
+        )
+
+
+def _rejected(rejection: Rejection) -> SendResult:
+    return SendResult(rejection.code, rejection.status, 0)
