@@ -1,0 +1,103 @@
+"""SQL shared by both engines (`?` placeholders; see executor.dollar_params)."""
+
+MESSAGE_COLUMNS = (
+    "id, customer_id, user_id, dest, text, corr_id AS ctid, cp_id, cd_id, sender, connection, status_code, "
+    "upstream_id, value, cost, segments, encoding, delivery, return_log, created_at, updated_at, "
+    "sent_at, final_at"
+)
+CONFIG_VERSION = "SELECT value FROM meta WHERE key='config_version'"
+DEDUP = (
+    "SELECT 1 FROM messages WHERE customer_id=? AND dest=? AND created_at>=? "
+    "AND status_code IN (0, 1) LIMIT 1"
+)
+NIGHT_COUNT = (
+    "SELECT COUNT(*) FROM messages WHERE customer_id=? AND created_at>=? AND status_code IN (0, 1)"
+)
+CREDIT_OK = "SELECT balance>credit_limit FROM customers WHERE id=?"
+DEBIT = "UPDATE customers SET balance=balance-? WHERE id=?"
+INSERT_MESSAGE = (
+    "INSERT INTO messages (customer_id, user_id, dest, text, corr_id, cp_id, cd_id, sender, connection, "
+    "status_code, value, cost, segments, encoding, delivery, created_at, updated_at, notify_url) "
+    "VALUES (?,?,?,?,?,?,?,?,?,1,?,?,?,?,'pending',?,?,?)"
+)
+INSERT_LEDGER = (
+    "INSERT INTO ledger (customer_id, amount, cause, message_id, created_at) VALUES (?,?,?,?,?)"
+)
+SETTLE_OK = (
+    "UPDATE messages SET status_code=0, upstream_id=?, return_log=?, updated_at=? "
+    "WHERE id=? AND status_code=1"
+)
+SETTLE_FAILED = (
+    "UPDATE messages SET status_code=300, delivery='rejected', return_log=?, updated_at=?, "
+    "final_at=? WHERE id=? AND status_code=1"
+)
+MESSAGE_DEBITS = "SELECT customer_id, amount FROM ledger WHERE message_id=? AND cause='message' ORDER BY customer_id"
+CREDIT_BACK = "UPDATE customers SET balance=balance-? WHERE id=?"
+MARK_UNKNOWN = (
+    "UPDATE messages SET delivery='unknown', updated_at=? WHERE id=? AND status_code=1 "
+    "AND delivery='pending'"
+)
+BALANCE = "SELECT balance, credit_limit FROM customers WHERE id=?"
+MESSAGE_BY_ID = f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE id=? AND customer_id=?"
+MESSAGES_BY_CTID = (
+    f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE customer_id=? AND corr_id=? ORDER BY id LIMIT ?"
+)
+MESSAGES_PAGE = (
+    f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE customer_id=? AND created_at>=? "
+    "AND created_at<? AND id>? ORDER BY id LIMIT ?"
+)
+FIND_BY_UPSTREAM = "SELECT id FROM messages WHERE connection=? AND upstream_id=?"
+FIND_BY_ID = "SELECT id FROM messages WHERE id=? AND connection=?"
+INSERT_REPORT = (
+    "INSERT INTO dlr_reports (connection, message_id, state, raw, created_at) VALUES (?,?,?,?,?)"
+)
+IP_BLOCKED = "SELECT 1 FROM ip_blocks WHERE ip=?"
+IP_FAILURES = "SELECT COUNT(*) FROM auth_failures WHERE ip=? AND created_at>=?"
+USER_FAILURES = "SELECT COUNT(*) FROM auth_failures WHERE username=? AND code=? AND created_at>=?"
+SID_FAILURES = "SELECT COUNT(*) FROM auth_failures WHERE ip=? AND code=? AND created_at>=?"
+INSERT_FAILURE = "INSERT INTO auth_failures (ip, username, code, created_at) VALUES (?,?,?,?)"
+BLOCK_IP = "INSERT INTO ip_blocks (ip, reason, created_at) VALUES (?,?,?) ON CONFLICT (ip) DO NOTHING"
+SUSPECTS = (
+    "SELECT ip AS who FROM auth_failures WHERE created_at>=? "
+    "UNION SELECT username FROM auth_failures WHERE created_at>=? AND username IS NOT NULL "
+    "UNION SELECT ip FROM ip_blocks"
+)
+LEDGER_SUMS = (
+    "SELECT c.id, c.balance, COALESCE((SELECT SUM(amount) FROM ledger l "
+    "WHERE l.customer_id=c.id), 0) AS ledger FROM customers c ORDER BY c.id"
+)
+
+# callbacks: one event per state change, in the transaction of the change
+ENQUEUE_CALLBACK = (
+    "INSERT INTO callbacks (event_id, message_id, customer_id, url, status_code, delivery, state, "
+    "attempts, next_at, created_at, updated_at) SELECT ?, id, customer_id, notify_url, status_code, "
+    "delivery, 'pending', 0, ?, ?, ? FROM messages WHERE id=? AND notify_url IS NOT NULL"
+)
+DUE_CALLBACKS = (
+    "SELECT c.id FROM callbacks c WHERE c.state='pending' AND c.next_at<=? "
+    "AND (c.lease_until IS NULL OR c.lease_until<?) AND NOT EXISTS (SELECT 1 FROM callbacks p "
+    "WHERE p.message_id=c.message_id AND p.id<c.id AND p.state='pending') ORDER BY c.id LIMIT ?"
+)
+LEASE_CALLBACK = (
+    "UPDATE callbacks SET lease_until=? WHERE id=? AND state='pending' "
+    "AND (lease_until IS NULL OR lease_until<?)"
+)
+CALLBACK_EVENT = (
+    "SELECT id, event_id, url, status_code, delivery, attempts, created_at AS occurred_at, customer_id, "
+    "message_id FROM callbacks WHERE id=?"
+)
+MESSAGE_ROW = f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE id=?"
+CALLBACK_DONE = "UPDATE callbacks SET state='done', attempts=attempts+1, lease_until=NULL, updated_at=? WHERE id=?"
+CALLBACK_RETRY = (
+    "UPDATE callbacks SET state=?, attempts=attempts+1, next_at=?, lease_until=NULL, last_error=?, "
+    "updated_at=? WHERE id=?"
+)
+# reconciliation: a process claims a waiting message before asking the provider about it
+CLAIM_ORPHAN = (
+    "UPDATE messages SET reconcile_at=? WHERE id=? AND status_code=1 AND delivery='pending' "
+    "AND (reconcile_at IS NULL OR reconcile_at<?)"
+)
+ORPHAN_ROWS = (
+    f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE status_code=1 AND delivery='pending' "
+    "AND created_at<? AND (reconcile_at IS NULL OR reconcile_at<?) ORDER BY id LIMIT ?"
+)

@@ -1,0 +1,255 @@
+"""The tables, in SQLAlchemy Core. Alembic migrations create them on SQLite and PostgreSQL.
+
+Money columns are BIGINT ten-thousandths (0.0001); times are epoch seconds (float).
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+metadata = MetaData()
+
+# 64-bit ids for the tables that grow forever; SQLite needs INTEGER for its rowid alias.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+# Key/value settings owned by the operator: the config version (bumped by every
+# provisioning change so running servers reload their caches) and the text filter.
+meta = Table(
+    "meta",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+connections = Table(
+    "connections",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(64), nullable=False, unique=True),
+    Column("kind", String(16), nullable=False),
+    Column("url", Text, nullable=False, server_default=""),
+    Column("username", Text, nullable=False, server_default=""),
+    Column("password", Text, nullable=False, server_default=""),
+    Column("token", Text, nullable=False, server_default=""),
+    Column("ack_timeout", Float, nullable=False, server_default="5"),
+    Column("final_timeout", Float, nullable=False, server_default="60"),
+    Column("enabled", Boolean, nullable=False, server_default="1"),
+    Column("dlr_secret", String(128), nullable=False),
+    Column("options", Text, nullable=False, server_default="{}"),  # JSON
+)
+
+connection_costs = Table(
+    "connection_costs",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("connection", String(64), nullable=False),
+    Column("prefix", String(20), nullable=False),
+    Column("cost", BigInteger, nullable=False),
+    UniqueConstraint("connection", "prefix"),
+)
+
+customers = Table(
+    "customers",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("name", Text, nullable=False, server_default=""),
+    Column("parent_id", Integer, ForeignKey("customers.id"), nullable=True),
+    Column("sms", Boolean, nullable=False, server_default="1"),
+    Column("sms_provider", String(64), nullable=False, server_default="velip"),
+    Column("balance", BigInteger, nullable=False, server_default="0"),
+    Column("credit_limit", BigInteger, nullable=False, server_default="0"),
+    Column("night_limit", Integer, nullable=True),
+    Column("night_window", String(11), nullable=False, server_default="22:00-06:00"),
+    Column("max_length", Integer, nullable=False, server_default="160"),
+    Column("active", Boolean, nullable=False, server_default="1"),
+    Column("tokens_blocked", Boolean, nullable=False, server_default="0"),
+    Column("ip_allowlist", Text, nullable=False, server_default="[]"),  # JSON list
+    Column("aut_app", Boolean, nullable=False, server_default="1"),
+    Column("aut_send", Boolean, nullable=False, server_default="1"),
+    Column("aut_camp", Boolean, nullable=False, server_default="1"),
+    # where state changes of this customer's messages are pushed (JSON: url, method, format,
+    # username, password, headers); NULL = no callbacks
+    Column("callback", Text, nullable=True),
+)
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("customer_id", Integer, ForeignKey("customers.id"), nullable=False),
+    Column("username", String(64), nullable=False, unique=True),
+    Column("password_hash", Text, nullable=False),
+    Column("send", Boolean, nullable=False, server_default="0"),
+    Column("app", Boolean, nullable=False, server_default="0"),
+    Column("camp", Boolean, nullable=False, server_default="0"),
+    Column("active", Boolean, nullable=False, server_default="1"),
+)
+
+tokens = Table(
+    "tokens",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("customer_id", Integer, ForeignKey("customers.id"), nullable=False),
+    Column("user_id", Integer, ForeignKey("users.id"), nullable=True),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("prefix", String(10), nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("revoked_at", Float, nullable=True),
+)
+
+tariffs = Table(
+    "tariffs",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("customer_id", Integer, ForeignKey("customers.id"), nullable=False),
+    Column("prefix", String(20), nullable=False),
+    Column("value", BigInteger, nullable=False),
+    Column("connection", String(64), nullable=False, server_default=""),  # "" = any
+    UniqueConstraint("customer_id", "prefix", "connection"),
+)
+
+blocklist = Table(
+    "blocklist",
+    metadata,
+    Column("customer_id", Integer, ForeignKey("customers.id"), primary_key=True),
+    Column("number", String(20), primary_key=True),
+)
+
+models = Table(
+    "models",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("customer_id", Integer, ForeignKey("customers.id"), nullable=False),
+    Column("text", Text, nullable=False),
+)
+
+messages = Table(
+    "messages",
+    metadata,
+    Column("id", BigId, primary_key=True),
+    Column("customer_id", Integer, nullable=False),
+    Column("user_id", Integer, nullable=True),
+    Column("dest", String(20), nullable=False),
+    Column("text", Text, nullable=False),
+    Column("corr_id", String(64), nullable=True),  # the API's ctid (a system column name in PostgreSQL)
+    Column("cp_id", String(64), nullable=True),
+    Column("cd_id", String(64), nullable=True),
+    Column("sender", String(32), nullable=True),
+    Column("connection", String(64), nullable=False),
+    Column("status_code", Integer, nullable=False),  # 1 while waiting, then 0 or 300
+    Column("upstream_id", String(128), nullable=True),
+    Column("value", BigInteger, nullable=False),  # the customer's debit
+    Column("cost", BigInteger, nullable=False),  # the connection's cost
+    Column("segments", Integer, nullable=False),
+    Column("encoding", String(8), nullable=False),
+    Column("delivery", String(16), nullable=False, server_default="pending"),
+    Column("return_log", Text, nullable=True),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    Column("sent_at", Float, nullable=True),
+    Column("final_at", Float, nullable=True),
+    Column("notify_url", Text, nullable=True),  # the callback URL for this message (rurl or the customer's)
+    Column("reconcile_at", Float, nullable=True),  # when a process last claimed it for reconciliation
+)
+Index("ix_messages_dedup", messages.c.customer_id, messages.c.dest, messages.c.created_at)
+Index("ix_messages_customer_created", messages.c.customer_id, messages.c.created_at)
+Index("ix_messages_customer_corr", messages.c.customer_id, messages.c.corr_id)
+Index("ix_messages_upstream", messages.c.connection, messages.c.upstream_id)
+Index("ix_messages_status", messages.c.status_code)
+
+# Append-only: every balance change has a row naming its cause.
+ledger = Table(
+    "ledger",
+    metadata,
+    Column("id", BigId, primary_key=True),
+    Column("customer_id", Integer, nullable=False),
+    Column("amount", BigInteger, nullable=False),  # signed: debits are negative
+    Column("cause", String(16), nullable=False),  # opening | topup | message | refund
+    Column("message_id", BigInteger, nullable=True),
+    Column("note", Text, nullable=True),
+    Column("created_at", Float, nullable=False),
+)
+Index("ix_ledger_customer", ledger.c.customer_id)
+Index("ix_ledger_message", ledger.c.message_id)
+
+# Delivery reports as received, raw (kept for the operator).
+dlr_reports = Table(
+    "dlr_reports",
+    metadata,
+    Column("id", BigId, primary_key=True),
+    Column("connection", String(64), nullable=False),
+    Column("message_id", BigInteger, nullable=True),
+    Column("state", String(16), nullable=True),
+    Column("raw", Text, nullable=False),
+    Column("created_at", Float, nullable=False),
+)
+Index("ix_dlr_reports_message", dlr_reports.c.message_id)
+
+auth_failures = Table(
+    "auth_failures",
+    metadata,
+    Column("id", BigId, primary_key=True),
+    Column("ip", String(45), nullable=False),
+    Column("username", String(64), nullable=True),
+    Column("code", Integer, nullable=False),
+    Column("created_at", Float, nullable=False),
+)
+Index("ix_auth_failures_ip", auth_failures.c.ip, auth_failures.c.created_at)
+Index("ix_auth_failures_user", auth_failures.c.username, auth_failures.c.created_at)
+
+ip_blocks = Table(
+    "ip_blocks",
+    metadata,
+    Column("ip", String(45), primary_key=True),
+    Column("reason", Text, nullable=False),
+    Column("created_at", Float, nullable=False),
+)
+
+# Transactional outbox of callback events: written in the same transaction as the state change
+# it reports, delivered at least once, in order per message, with retries whose state lives here.
+callbacks = Table(
+    "callbacks",
+    metadata,
+    Column("id", BigId, primary_key=True),
+    Column("event_id", String(36), nullable=False, unique=True),
+    Column("message_id", BigInteger, nullable=False),
+    Column("customer_id", Integer, nullable=False),
+    Column("url", Text, nullable=False),
+    Column("status_code", Integer, nullable=False),  # the message's status at the change
+    Column("delivery", String(16), nullable=False),  # the message's delivery state at the change
+    Column("state", String(16), nullable=False, server_default="pending"),  # pending | done | failed
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("next_at", Float, nullable=False),
+    Column("lease_until", Float, nullable=True),
+    Column("last_error", Text, nullable=True),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+)
+Index("ix_callbacks_due", callbacks.c.state, callbacks.c.next_at)
+Index("ix_callbacks_message", callbacks.c.message_id, callbacks.c.id)
+
+# Operators of the web console (`pombo operator add`). A session cookie issued before
+# `sessions_after` is void: logging out, or a new password, ends the operator's sessions.
+operators = Table(
+    "operators",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("username", String(64), nullable=False, unique=True),
+    Column("password_hash", Text, nullable=False),
+    Column("active", Boolean, nullable=False, server_default="1"),
+    Column("sessions_after", Float, nullable=False, server_default="0"),
+    Column("created_at", Float, nullable=False),
+)

@@ -1,0 +1,321 @@
+"""The Store port on SQL: the logic written once over an Executor, the send path per engine.
+
+SQLite: the stdlib driver on the event-loop thread, one writer transaction per batch.
+PostgreSQL: asyncpg; a batch of sends is one call of the `pombo_accept` function (see the
+migrations), so the database's latency is paid once per batch, not five times per send.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import Engine
+
+from pombo.adapters.sql import admin, migrate
+from pombo.adapters.sql import queries as q
+from pombo.adapters.sql.batch import Batcher
+from pombo.adapters.sql.executor import Database, Executor
+from pombo.domain import codes, delivery
+from pombo.domain.catalog import Catalog
+from pombo.domain.codes import Rejection
+from pombo.ports import AcceptSpec, AuthPolicy, MessageRow
+
+CLAIM_SECONDS = 60.0  # how long a reconciliation claim keeps other processes away
+SettleItem = tuple[int, str | None, str, float]  # (message id, upstream id, raw, now)
+
+
+class SqlStore:
+    """What both engines share. Subclasses provide the batched send path."""
+
+    def __init__(self, x: Database, engine: Engine) -> None:
+        self.x = x
+        self.engine = engine  # SQLAlchemy, for the operator's functions and the catalog
+        self._catalog = Catalog(version="")
+        self._catalog_checked = float("-inf")
+        self._accepts: Batcher[AcceptSpec, int | Rejection] = Batcher(
+            self._accept_batch, max_batch=128, concurrency=self.flushes
+        )
+        self._settles: Batcher[SettleItem, bool] = Batcher(
+            self._settle_batch, max_batch=256, concurrency=self.flushes
+        )
+
+    flushes = 1
+
+    async def close(self) -> None:
+        """Close the connections."""
+        await self.x.close()
+        self.engine.dispose()
+
+    # ------------------------------------------------------------ catalog
+
+    # Requests arriving together share one version check; a `pombo load` in another process is
+    # seen within this many seconds (changes made in this process invalidate at once).
+    catalog_check_every = 0.005
+
+    async def catalog(self) -> Catalog:
+        """The configuration snapshot, reloaded when an operator change bumped the version."""
+        now = time.monotonic()
+        if now - self._catalog_checked < self.catalog_check_every:
+            return self._catalog
+        catalog = await self._refresh_catalog()  # raises when the database does not answer
+        self._catalog_checked = now
+        return catalog
+
+    async def _refresh_catalog(self) -> Catalog:
+        version = await self._config_version()
+        if version != self._catalog.version:
+            self._catalog = await self._load_catalog()
+        return self._catalog
+
+    async def ping(self) -> None:
+        """Raise unless the database answers now (for /healthz; never from a cache)."""
+        await self.x.fetchval("SELECT 1")
+
+    def invalidate(self) -> None:
+        """This process changed the configuration: check the version on the next request."""
+        self._catalog_checked = float("-inf")
+
+    async def _config_version(self) -> str:
+        return str(await self.x.fetchval(q.CONFIG_VERSION) or "0")
+
+    async def _load_catalog(self) -> Catalog:
+        with self.engine.connect() as conn:
+            return admin.load_catalog(conn)
+
+    # ------------------------------------------------------------ the send
+
+    async def accept(self, spec: AcceptSpec) -> int | Rejection:
+        """244, 245, 255, 250 and the log row with the chain debit, in one transaction shared
+        with the sends that arrive meanwhile (group commit)."""
+        return await self._accepts.submit(spec)
+
+    async def _accept_batch(self, specs: Sequence[AcceptSpec]) -> Sequence[int | Rejection]:
+        raise NotImplementedError
+
+    async def settle_ok(self, *, message_id: int, upstream_id: str | None, raw: str, now: float) -> bool:
+        """Record the upstream's acceptance; False when the message was already settled."""
+        uid = storable(upstream_id)[:128] if upstream_id is not None else None
+        return await self._submit_settle((message_id, uid, storable(raw)[:4000], now))
+
+    async def _submit_settle(self, item: SettleItem) -> bool:
+        return await self._settles.submit(item)
+
+    async def _settle_batch(self, items: Sequence[SettleItem]) -> Sequence[bool]:
+        raise NotImplementedError
+
+    async def settle_failed(self, *, message_id: int, raw: str, now: float) -> bool:
+        """Record a hard error and refund the chain exactly what was debited, once."""
+        async with self.x.transaction() as tx:
+            if await tx.execute(q.SETTLE_FAILED, (storable(raw)[:4000], now, now, message_id)) != 1:
+                return False
+            debits = await tx.fetchall(q.MESSAGE_DEBITS, (message_id,))
+            await self._lock_accounts(tx, [d["customer_id"] for d in debits])
+            await tx.executemany(q.CREDIT_BACK, [(d["amount"], d["customer_id"]) for d in debits])
+            await tx.executemany(
+                q.INSERT_LEDGER,
+                [(d["customer_id"], -d["amount"], "refund", message_id, now) for d in debits],
+            )
+            await enqueue(tx, message_id, now)
+        return True
+
+    async def _lock_accounts(self, tx: Executor, ids: Sequence[int]) -> None:
+        """Lock balance rows in id order (the order the send path uses: no deadlocks)."""
+
+    async def maintain(self) -> None:
+        """Periodic upkeep (PostgreSQL: the message log's partitions for the months ahead)."""
+
+    async def claim_orphans(self, *, older_than: float, now: float, limit: int = 100) -> list[MessageRow]:
+        """Waiting messages older than `older_than` that this process now owns for reconciliation
+        (a claim lasts a minute, so two processes never reconcile the same message at once)."""
+        rows = await self.x.fetchall(q.ORPHAN_ROWS, (older_than, now - CLAIM_SECONDS, limit))
+        claimed = []
+        for row in rows:
+            if await self.x.execute(q.CLAIM_ORPHAN, (now, row["id"], now - CLAIM_SECONDS)) == 1:
+                claimed.append(row)
+        return claimed
+
+    async def mark_unknown(self, *, message_id: int, now: float) -> bool:
+        """The outcome of a waiting message cannot be learnt: delivery `unknown` (kept charged)."""
+        async with self.x.transaction() as tx:
+            if await tx.execute(q.MARK_UNKNOWN, (now, message_id)) != 1:
+                return False
+            await enqueue(tx, message_id, now)
+        return True
+
+    # ------------------------------------------------------------ reading the log
+
+    async def balance(self, *, customer_id: int) -> tuple[int, int]:
+        """(balance, credit_limit) in units."""
+        row = await self.x.fetchone(q.BALANCE, (customer_id,))
+        return (int(row["balance"]), int(row["credit_limit"])) if row else (0, 0)
+
+    async def get_message(self, *, customer_id: int, message_id: int) -> MessageRow | None:
+        """One message of this customer."""
+        return await self.x.fetchone(q.MESSAGE_BY_ID, (message_id, customer_id))
+
+    async def messages_by_ctid(self, *, customer_id: int, ctid: str, limit: int) -> list[MessageRow]:
+        """The customer's messages with this ctid, oldest first."""
+        return await self.x.fetchall(q.MESSAGES_BY_CTID, (customer_id, ctid, limit))
+
+    async def messages_page(
+        self, *, customer_id: int, start: float, end: float, after_id: int, limit: int
+    ) -> list[MessageRow]:
+        """Up to `limit` messages created in [start, end) with id > after_id, by id."""
+        return await self.x.fetchall(q.MESSAGES_PAGE, (customer_id, start, end, after_id, limit))
+
+    async def search_messages(self, *, filters: dict[str, Any], limit: int) -> list[MessageRow]:
+        """Operator search (CLI): equality filters on known columns, newest first."""
+        columns = {"customer_id": "customer_id", "dest": "dest", "ctid": "corr_id", "status_code": "status_code",
+                   "delivery": "delivery", "connection": "connection", "id": "id"}
+        keys = [k for k in columns if k in filters]
+        sql = f"SELECT {q.MESSAGE_COLUMNS} FROM messages"
+        if keys:
+            sql += " WHERE " + " AND ".join(f"{columns[k]}=?" for k in keys)
+        return await self.x.fetchall(sql + " ORDER BY id DESC LIMIT ?", (*[filters[k] for k in keys], limit))
+
+    # ------------------------------------------------------------ delivery reports
+
+    async def apply_delivery(
+        self,
+        *,
+        connection: str,
+        message_id: int | None,
+        upstream_id: str | None,
+        state: str | None,
+        raw: str,
+        now: float,
+    ) -> bool:
+        """Keep the raw report; move the message forward when the state allows it."""
+        async with self.x.transaction() as tx:
+            found = None
+            if message_id is not None:
+                found = await tx.fetchval(q.FIND_BY_ID, (message_id, connection))
+            elif upstream_id:
+                found = await tx.fetchval(q.FIND_BY_UPSTREAM, (connection, storable(upstream_id)[:128]))
+            await tx.execute(q.INSERT_REPORT, (connection, found, state, storable(raw)[:4000], now))
+            sources = delivery.sources_for(state) if found is not None and state else ()
+            if not sources:
+                return False
+            stamp = "sent_at" if state == delivery.SENT else "final_at"
+            marks = ",".join("?" * len(sources))
+            moved = await tx.execute(
+                f"UPDATE messages SET delivery=?, {stamp}=?, updated_at=? WHERE id=? AND delivery IN ({marks})",
+                (state, now, now, found, *sources),
+            )
+            if moved == 1:
+                await enqueue(tx, found, now)
+            return moved == 1
+
+    # ------------------------------------------------------------ customer callbacks
+
+    async def due_callbacks(self, *, now: float, lease: float, limit: int) -> list[MessageRow]:
+        """Claim callback events that are due (the oldest pending one of each message only),
+        each with its message row under "message"."""
+        ids = [r["id"] for r in await self.x.fetchall(q.DUE_CALLBACKS, (now, now, limit))]
+        events = []
+        for event_id in ids:
+            if await self.x.execute(q.LEASE_CALLBACK, (now + lease, event_id, now)) == 1:
+                row = await self.x.fetchone(q.CALLBACK_EVENT, (event_id,))
+                message = await self.x.fetchone(q.MESSAGE_ROW, (row["message_id"],)) if row else None
+                if row is not None and message is not None:
+                    events.append({**row, "message": message})
+        return events
+
+    async def callback_done(self, *, event_id: int, now: float) -> None:
+        """The customer's endpoint took the event."""
+        await self.x.execute(q.CALLBACK_DONE, (now, event_id))
+
+    async def callback_retry(self, *, event_id: int, error: str, next_at: float | None, now: float) -> None:
+        """Try again at `next_at`, or give up (None) after the last try."""
+        state = "pending" if next_at is not None else "failed"
+        await self.x.execute(q.CALLBACK_RETRY, (state, next_at or now, error[:500], now, event_id))
+
+    # ------------------------------------------------------------ brute force
+
+    async def auth_block(self, *, ip: str, username: str | None, policy: AuthPolicy, now: float) -> int | None:
+        """199, 131 or 132 when the IP or username is blocked right now (199 > 131 > 132)."""
+        if await self.x.fetchval(q.IP_BLOCKED, (ip,)):
+            return codes.IP_BLOCKED
+        if await self.x.fetchval(q.IP_FAILURES, (ip, now - policy.ip_window)) >= policy.ip_limit:
+            return codes.IP_TRIALS_EXCEEDED
+        if username is not None:
+            count = await self.x.fetchval(
+                q.USER_FAILURES, (username, codes.INVALID_USER_PASS, now - policy.user_window)
+            )
+            if count >= policy.user_limit:
+                return codes.USER_TRIALS_EXCEEDED
+        return None
+
+    async def record_auth_failure(
+        self, *, ip: str, username: str | None, code: int, policy: AuthPolicy, now: float
+    ) -> None:
+        """Count a failed attempt; block the IP for good past the permanent thresholds."""
+        async with self.x.transaction() as tx:
+            await tx.execute(q.INSERT_FAILURE, (ip, username, code, now))
+            hour = await tx.fetchval(q.IP_FAILURES, (ip, now - policy.block_window))
+            sids = await tx.fetchval(q.SID_FAILURES, (ip, codes.SID_NOT_FOUND, now - policy.sid_window))
+            if hour >= policy.block_limit or sids >= policy.sid_limit:
+                reason = f"{hour} failures in {policy.block_window:.0f}s, {sids} unknown tokens"
+                await tx.execute(q.BLOCK_IP, (ip, reason, now))
+
+    async def auth_suspects(self, *, since: float) -> set[str]:
+        """IPs and usernames with failures since `since`, and blocked IPs."""
+        return {r["who"] for r in await self.x.fetchall(q.SUSPECTS, (since, since))}
+
+    def auth_version(self) -> int:
+        """Other processes' failures are not announced here: the suspects refresh finds them."""
+        return 0
+
+    async def ledger_sums(self) -> list[tuple[int, int, int]]:
+        """(customer_id, balance, sum of its ledger) for every customer: they must be equal."""
+        return [(r["id"], int(r["balance"]), int(r["ledger"])) for r in await self.x.fetchall(q.LEDGER_SUMS)]
+
+
+def message_values(spec: AcceptSpec) -> tuple[Any, ...]:
+    """The INSERT_MESSAGE parameters for an accepted send (value = the customer's debit)."""
+    assert spec.debits is not None
+    return (
+        spec.customer_id,
+        spec.user_id,
+        spec.dest,
+        spec.text,
+        spec.ctid,
+        spec.cp_id,
+        spec.cd_id,
+        spec.sender,
+        spec.connection,
+        spec.debits[0][1],
+        spec.cost,
+        spec.segments,
+        spec.encoding,
+        spec.now,
+        spec.now,
+        spec.notify_url,
+    )
+
+
+def storable(text: str) -> str:
+    """Text from outside (an upstream's answer, a report) as both engines can store it."""
+    return text.replace("\x00", "\ufffd") if "\x00" in text else text
+
+
+async def enqueue(tx: Executor, message_id: int, now: float) -> None:
+    """One callback event for the message's new state, when it has somewhere to go."""
+    await tx.execute(q.ENQUEUE_CALLBACK, (uuid.uuid4().hex, now, now, now, message_id))
+
+
+async def open_store(database_url: str, *, durable: bool = True) -> SqlStore:
+    """The store for a database URL (sqlite:///... or postgresql://...), schema migrated."""
+    migrate.upgrade(database_url)
+    if database_url.startswith(("postgresql://", "postgres://")):
+        from pombo.adapters.sql.postgres import PostgresStore
+
+        return await PostgresStore.open(database_url, durable=durable)
+    if database_url.startswith("sqlite:///"):
+        from pombo.adapters.sql.sqlite import SqliteStore
+
+        return SqliteStore(database_url)
+    raise ValueError("POMBO_DATABASE_URL must start with sqlite:/// or postgresql://")
