@@ -1,0 +1,36 @@
+"""Upstream provider connections, one module per wire protocol (SPEC §8)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from pombo.adapters.connections.http_template import HttpTemplateConnection
+from pombo.adapters.connections.kannel import KannelConnection
+from pombo.adapters.connections.simulator import SimulatorConnection
+from pombo.adapters.connections.tww import TwwConnection
+from pombo.adapters.connections.wavy import WavyConnection
+from pombo.domain.model import ConnectionConfig
+from pombo.ports import Connection
+
+_BY_KIND: dict[str, Callable[..., Connection]] = {
+    "wavy": WavyConnection,
+    "tww": TwwConnection,
+    "kannel": KannelConnection,
+    "http": HttpTemplateConnection,
+    "simulator": SimulatorConnection,
+}
+KINDS = frozenset(_BY_KIND)
+
+__all__ = ["KINDS", "build_connection"]
+
+
+def build_connection(config: ConnectionConfig, *, public_url: str) -> Connection:
+    """The connection for config.kind; no I/O happens until the first send."""
+    try:
+        cls = _BY_KIND[config.kind]
+    except KeyError:
+        raise ValueError(
+            f"connection {config.name!r}: unknown kind {config.kind!r} "
+            f"(known: {', '.join(sorted(KINDS))})"
+        ) from None
+    return cls(config, public_url=public_url)
