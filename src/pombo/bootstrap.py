@@ -1,0 +1,154 @@
+"""The single place where settings, the store, connections and services are wired."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gc
+import logging
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+
+from pombo.adapters.connections import build_connection
+from pombo.adapters.sql import admin
+from pombo.adapters.sql.store import open_store
+from pombo.api import metrics
+from pombo.config import Settings
+from pombo.ports import Clock, Store
+from pombo.services.account import Accounts
+from pombo.services.auth import Authenticator
+from pombo.services.callbacks import CallbackSender
+from pombo.services.dispatch import Dispatcher
+from pombo.services.dlr import DeliveryReports
+from pombo.services.make_sms import MakeSms
+from pombo.services.reconcile import Reconciler, every
+from pombo.services.status import Status
+
+log = structlog.get_logger("pombo")
+
+MAINTAIN_EVERY = 3600.0
+
+
+class SystemClock:
+    """The real clock."""
+
+    def now(self) -> float:
+        """Seconds since the epoch."""
+        return time.time()
+
+
+def configure_logging(settings: Settings) -> None:
+    """structlog to stderr, JSON lines by default; never a whole token or a password."""
+    level = logging.getLevelName(settings.log_level.upper())
+    renderer: Any = structlog.processors.JSONRenderer() if settings.log_json else structlog.dev.ConsoleRenderer()
+    structlog.configure(
+        processors=[
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso"),
+            structlog.processors.format_exc_info,
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(level if isinstance(level, int) else logging.INFO),
+        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        cache_logger_on_first_use=True,
+    )
+
+
+@dataclass
+class Services:
+    """Everything the API calls, built once per process."""
+
+    settings: Settings
+    store: Store
+    dispatcher: Dispatcher
+    make_sms: MakeSms
+    accounts: Accounts
+    status: Status
+    dlr: DeliveryReports
+    reconciler: Reconciler | None = None
+    callbacks: CallbackSender | None = None
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    async def aclose(self) -> None:
+        """Stop background work, let waiting sends finish, close everything."""
+        for task in self.tasks:
+            task.cancel()
+        for task in self.tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        catalog = await self.store.catalog()
+        longest = max((c.final_timeout for c in catalog.connections.values()), default=5.0)
+        await self.dispatcher.drain(timeout=longest + 1)
+        if self.callbacks is not None:
+            await self.callbacks.close()
+        await self.store.close()
+
+
+async def build_services(settings: Settings, *, clock: Clock | None = None, store: Store | None = None) -> Services:
+    """Wire the services for one process."""
+    configure_logging(settings)
+    clock = clock or SystemClock()
+    store = store or await open_store(settings.database_url, durable=settings.pg_synchronous_commit)
+    public_url = settings.public_url or "http://127.0.0.1:8000"
+    authenticator = Authenticator(store, clock=clock)
+    dispatcher = Dispatcher(
+        store,
+        factory=lambda config: build_connection(config, public_url=public_url),
+        clock=clock,
+        on_outcome=metrics.upstream_outcome,
+    )
+
+    async def issue(customer_id: int, user_id: int | None) -> str:
+        engine = store.engine  # type: ignore[attr-defined]
+        with engine.begin() as conn:
+            token = admin.issue_token(conn, customer_id=customer_id, user_id=user_id)
+        store.invalidate()  # type: ignore[attr-defined]
+        return token
+
+    services = Services(
+        settings=settings,
+        store=store,
+        dispatcher=dispatcher,
+        make_sms=MakeSms(
+            store=store,
+            authenticator=authenticator,
+            dispatcher=dispatcher,
+            clock=clock,
+            tz=settings.tz,
+            adm_customer_id=settings.adm_customer_id,
+        ),
+        accounts=Accounts(store=store, authenticator=authenticator, token_issuer=issue),
+        status=Status(store=store, authenticator=authenticator, tz=settings.tz),
+        dlr=DeliveryReports(store=store, clock=clock, on_report=metrics.delivery_report),
+    )
+    reconciler = Reconciler(
+        store=store,
+        connection_for=dispatcher.connection,
+        reports=services.dlr,
+        clock=clock,
+        not_found_after=settings.not_found_after,
+    )
+    callbacks = CallbackSender(
+        store=store,
+        clock=clock,
+        tz=settings.tz,
+        max_tries=settings.callback_max_tries,
+        base_delay=settings.callback_base_delay,
+    )
+    services.reconciler, services.callbacks = reconciler, callbacks
+    jobs = (
+        (settings.reconcile_every, reconciler.run_once, "reconcile"),
+        (settings.poll_every, reconciler.poll, "poll"),
+        (settings.callback_every, callbacks.run_once, "callbacks"),
+        (MAINTAIN_EVERY, store.maintain, "maintain"),
+    )
+    for seconds, job, name in jobs if settings.background_jobs else ():
+        services.tasks.append(asyncio.create_task(every(seconds, job, name)))
+    # what exists now lives as long as the process: keep it out of every future full collection
+    gc.collect()
+    gc.freeze()
+    return services

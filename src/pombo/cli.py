@@ -1,0 +1,353 @@
+"""The `pombo` command. It calls services and the store's operator functions only."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from pombo.config import Settings, load_settings
+from pombo.domain import money
+
+DEMO_PORT = 8000
+
+
+def _settings() -> Settings:
+    try:
+        return load_settings()
+    except Exception as exc:  # pydantic's ValidationError: name the setting, no traceback
+        raise click.ClickException(f"bad settings: {exc}") from exc
+
+
+def _engine(settings: Settings) -> Any:
+    from sqlalchemy import create_engine
+
+    from pombo.adapters.sql import migrate
+
+    migrate.upgrade(settings.database_url)
+    return create_engine(migrate.sqlalchemy_url(settings.database_url))
+
+
+@click.group()
+def main() -> None:
+    """Pombo: a multi-tenant SMS gateway, wire-compatible with the MakeSMS v2 API."""
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--workers", default=1, show_default=True, type=int)
+def serve(host: str, port: int, workers: int) -> None:
+    """Run the gateway."""
+    _serve(_settings(), host=host, port=port, workers=workers)
+
+
+def _serve(settings: Settings, *, host: str, port: int, workers: int) -> None:
+    import uvicorn
+
+    from pombo.adapters.sql import migrate
+    from pombo.api.app import create_app
+
+    migrate.upgrade(settings.database_url)  # once, before any worker starts
+    public_url = settings.public_url or f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
+    options: dict[str, Any] = {
+        "host": host,
+        "port": port,
+        "access_log": False,
+        "log_level": "warning",
+        "lifespan": "on",
+        "backlog": 2048,
+        "timeout_keep_alive": 30,
+    }
+    if workers > 1:
+        # each worker builds its own app from the environment
+        os.environ["POMBO_PUBLIC_URL"] = public_url
+        uvicorn.run("pombo.api.app:factory", factory=True, workers=workers, **options)
+    else:
+        app = create_app(settings.model_copy(update={"public_url": public_url}))
+        uvicorn.run(app, **options)
+
+
+@main.command()
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+def load(file: Path) -> None:
+    """Create or update connections, customers, tariffs... from a YAML or JSON file."""
+    from pombo.adapters.sql import admin
+    from pombo.services.provisioning import ProvisioningError, parse_file
+
+    try:
+        prov = parse_file(file)
+    except ProvisioningError as exc:
+        for line in exc.errors:
+            click.echo(f"error: {line}", err=True)
+        raise SystemExit(1) from exc
+    engine = _engine(_settings())
+    with engine.begin() as conn:
+        errors = admin.check_references(conn, prov)
+        if errors:
+            for line in errors:
+                click.echo(f"error: {line}", err=True)
+            raise SystemExit(1)
+        for line in [*prov.warnings, *admin.connection_warnings(conn, prov)]:
+            click.echo(f"warning: {line}", err=True)
+        counts = admin.apply_provisioning(conn, prov)
+    click.echo("loaded " + ", ".join(f"{n} {k}" for k, n in counts.items()))
+
+
+@main.group()
+def credit() -> None:
+    """Customer credit."""
+
+
+@credit.command("add")
+@click.argument("customer", type=int)
+@click.argument("amount")
+@click.option("--note", default=None, help="Why (kept in the ledger).")
+def credit_add(customer: int, amount: str, note: str | None) -> None:
+    """Add AMOUNT (e.g. 50.00; negative to debit) to CUSTOMER's balance."""
+    from pombo.adapters.sql import admin
+
+    try:
+        units = money.parse(amount)
+    except money.MoneyError as exc:
+        raise click.BadParameter(str(exc), param_hint="AMOUNT") from exc
+    engine = _engine(_settings())
+    try:
+        with engine.begin() as conn:
+            balance = admin.credit_add(conn, customer_id=customer, amount=units, note=note)
+    except admin.NotFound as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"customer {customer}: balance {money.fmt(balance)}")
+
+
+@main.group()
+def token() -> None:
+    """API tokens."""
+
+
+@token.command("issue")
+@click.argument("customer", type=int)
+def token_issue(customer: int) -> None:
+    """Issue a new token for CUSTOMER and print it (it is stored only as a hash)."""
+    from pombo.adapters.sql import admin
+
+    engine = _engine(_settings())
+    try:
+        with engine.begin() as conn:
+            new = admin.issue_token(conn, customer_id=customer)
+    except admin.NotFound as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(new)
+
+
+@token.command("revoke")
+@click.argument("token_or_prefix")
+def token_revoke(token_or_prefix: str) -> None:
+    """Revoke a token, given whole or by its first 10 characters."""
+    from pombo.adapters.sql import admin
+
+    engine = _engine(_settings())
+    with engine.begin() as conn:
+        n = admin.revoke_token(conn, token_or_prefix=token_or_prefix)
+    click.echo(f"revoked {n} token(s)")
+    if n == 0:
+        raise SystemExit(1)
+
+
+@main.command()
+@click.option("--customer", type=int)
+@click.option("--dest")
+@click.option("--ctid")
+@click.option("--status", "status_code", type=int, help="0, 1 or 300")
+@click.option("--delivery")
+@click.option("--connection")
+@click.option("--id", "message_id", type=int)
+@click.option("--limit", default=50, show_default=True, type=int)
+@click.option("--json", "as_json", is_flag=True, help="One JSON object a line.")
+def messages(as_json: bool, limit: int, **filters: Any) -> None:
+    """The message log, newest first."""
+    import asyncio
+
+    import orjson
+
+    from pombo.adapters.sql.store import open_store
+    from pombo.services.status import render
+
+    settings = _settings()
+    columns = {"customer": "customer_id", "message_id": "id"}
+    wanted = {columns.get(k, k): v for k, v in filters.items() if v is not None}
+
+    async def search() -> list[dict[str, Any]]:
+        store = await open_store(settings.database_url)
+        try:
+            return await store.search_messages(filters=wanted, limit=limit)
+        finally:
+            await store.close()
+
+    rows = asyncio.run(search())
+    if as_json:
+        for row in rows:
+            click.echo(orjson.dumps({**render(row, settings.tz), "customer_id": row["customer_id"]}).decode())
+        return
+    click.echo(f"{'cdls_id':>8} {'cust':>5} {'dest':<14} {'code':>4} {'delivery':<11} {'connection':<10} {'value':>8}  created_at                 text")
+    for row in rows:
+        r = render(row, settings.tz)
+        click.echo(
+            f"{r['cdls_id']:>8} {row['customer_id']:>5} {r['dest']:<14} {r['status_code']:>4} "
+            f"{r['delivery']:<11} {r['connection']:<10} {r['value']:>8}  {r['created_at']}  {r['text'][:40]!r}"
+        )
+
+
+@main.group()
+def ip() -> None:
+    """Brute-force protection: blocked and suspicious addresses."""
+
+
+@ip.command("list")
+@click.option("--minutes", default=60, show_default=True, help="Count failures this far back.")
+def ip_list(minutes: int) -> None:
+    """Blocked IPs (permanent, code 199) and IPs with recent failed attempts."""
+    import time
+
+    from pombo.adapters.sql import admin
+
+    engine = _engine(_settings())
+    with engine.connect() as conn:
+        rows = admin.ip_report(conn, since=time.time() - minutes * 60)
+    if not rows:
+        click.echo("no blocked or failing addresses")
+        return
+    click.echo(f"{'ip':<40} {'blocked':<8} {'failures':>8}  reason")
+    for row in rows:
+        click.echo(f"{row['ip']:<40} {'yes' if row['blocked'] else 'no':<8} {row['recent_failures']:>8}  {row['reason']}")
+
+
+@ip.command("unblock")
+@click.argument("address")
+def ip_unblock(address: str) -> None:
+    """Lift a block (permanent or temporary): the address's failures are forgotten."""
+    from pombo.adapters.sql import admin
+
+    engine = _engine(_settings())
+    with engine.begin() as conn:
+        removed = admin.unblock_ip(conn, ip=address)
+    click.echo(f"{address}: unblocked ({removed} record(s) removed)" if removed else f"{address}: nothing to unblock")
+
+
+@main.group("log")
+def log_group() -> None:
+    """The message log."""
+
+
+@log_group.command("prune")
+@click.option("--before", required=True, help="YYYY-MM-DD: delete settled messages created before this day.")
+def log_prune(before: str) -> None:
+    """Delete settled messages older than a date (never one still waiting for its outcome)."""
+    from datetime import date, datetime
+
+    from pombo.adapters.sql import admin
+
+    settings = _settings()
+    try:
+        day = date.fromisoformat(before)
+    except ValueError as exc:
+        raise click.BadParameter("use YYYY-MM-DD", param_hint="--before") from exc
+    cutoff = datetime(day.year, day.month, day.day, tzinfo=settings.tz).timestamp()
+    engine = _engine(settings)
+    with engine.begin() as conn:
+        counts = admin.prune_log(conn, before=cutoff)
+    click.echo(", ".join(f"{k.replace('_', ' ')}: {v}" for k, v in counts.items()))
+
+
+@main.group()
+def db() -> None:
+    """Database schema."""
+
+
+@db.command("upgrade")
+def db_upgrade() -> None:
+    """Apply the schema migrations."""
+    from pombo.adapters.sql import migrate
+
+    settings = _settings()
+    migrate.upgrade(settings.database_url)
+    click.echo("database is at the newest schema")
+
+
+@main.command()
+@click.option("--port", default=DEMO_PORT, show_default=True, type=int)
+@click.option("--database", default="pombo-demo.db", show_default=True, help="SQLite file for the demo.")
+def demo(port: int, database: str) -> None:
+    """A ready playground: embedded database, a demo customer and token, a simulated upstream."""
+    from pombo.adapters.sql import admin
+    from pombo.services.provisioning import parse_document
+
+    url = f"sqlite:///{Path(database).resolve()}"
+    settings = _settings().model_copy(update={"database_url": url})
+    prov = parse_document(DEMO_PROVISIONING, source="demo")
+    engine = _engine(settings)
+    with engine.begin() as conn:
+        admin.apply_provisioning(conn, prov)
+        new_token = admin.issue_token(conn, customer_id=DEMO_CUSTOMER)
+    engine.dispose()
+    base = f"http://127.0.0.1:{port}"
+    click.echo(
+        f"""
+Pombo demo: database {database}, customer {DEMO_CUSTOMER} (balance 100.00), simulated upstream.
+Token: {new_token}
+
+In another terminal, send an SMS:
+
+  curl -s '{base}/api/v2/MakeSMS.php' -d 'tsid={new_token}' -d 'dest=11987654321' -d 'message=Hello from Pombo'
+
+then look at it, and at the balance:
+
+  curl -s '{base}/api/v2/GetSMSStatus.php?tsid={new_token}'
+  curl -s '{base}/api/v2/GetBalance.php?tsid={new_token}'
+
+API docs: {base}/docs   (Ctrl-C stops the server)
+""",
+        err=False,
+    )
+    sys.stdout.flush()
+    _serve(settings, host="127.0.0.1", port=port, workers=1)
+
+
+DEMO_CUSTOMER = 1000
+DEMO_PROVISIONING: dict[str, Any] = {
+    "connections": [
+        {"name": "velip", "kind": "simulator", "ack_timeout": 5, "final_timeout": 10},
+    ],
+    "customers": [
+        {"id": DEMO_CUSTOMER, "name": "Demo", "sms_provider": "velip", "balance": "100.00"},
+    ],
+    "tariffs": [{"customer": DEMO_CUSTOMER, "prefix": "55", "value": "0.0500"}],
+}
+
+
+@main.group()
+def operator() -> None:
+    """Operators of the web console (/console)."""
+
+
+@operator.command("add")
+@click.argument("username")
+@click.password_option(help="The operator's password (prompted for, twice, when not given).")
+def operator_add(username: str, password: str) -> None:
+    """Create a console operator, or give an existing one a new password (ending its sessions)."""
+    from pombo.console import operators
+
+    engine = _engine(_settings())
+    try:
+        with engine.begin() as conn:
+            created = operators.add_operator(conn, username=username, password=password)
+    except operators.OperatorError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"operator {username.strip()} {'added' if created else 'updated (new password)'}")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
