@@ -1,0 +1,192 @@
+"""Signing in and out, and the console's changes (POST, each behind the session's CSRF token)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import structlog
+from starlette.requests import Request
+from starlette.responses import Response
+
+from pombo.adapters.sql import admin
+from pombo.console import operators, reads, security, writes
+from pombo.console.web import (
+    ROOT,
+    Refused,
+    checked_form,
+    engine,
+    flash,
+    operator_view,
+    page,
+    public_view,
+    run,
+    see_other,
+    session_of,
+    set_cookie,
+)
+from pombo.domain import money
+
+log = structlog.get_logger("pombo.console")
+NOTE_MAX = 500
+
+
+def _client_ip(request: Request) -> str:
+    # the API's rule for trusted proxies; imported late because the app imports the console
+    from pombo.api.app import client_ip
+
+    return client_ip(request, request.app.state.services)
+
+
+def _next(target: str | None) -> str:
+    """Only a path inside the console (no open redirect)."""
+    if target and target.startswith(ROOT + "/") and not target.startswith("//") and "\\" not in target:
+        return target
+    return ROOT + "/"
+
+
+def _login_page(request: Request, *, status: int = 200, error_key: str | None = None,
+                username: str = "", target: str | None = None) -> Response:
+    secret = request.state.console.secret
+    nonce = security.new_nonce()
+    response = page(request, "login.html", status=status, error_key=error_key, username=username,
+                    next=_next(target), login_csrf=security.csrf_token(secret, "login:" + nonce))
+    set_cookie(response, request, security.LOGIN_COOKIE, nonce, max_age=3600, strict=True)
+    return response
+
+
+@public_view
+async def login_form(request: Request) -> Response:
+    if await session_of(request, request.state.console) is not None:
+        return see_other(_next(request.query_params.get("next")))
+    return _login_page(request, target=request.query_params.get("next"))
+
+
+@public_view
+async def login(request: Request) -> Response:
+    cs = request.state.console
+    nonce = request.cookies.get(security.LOGIN_COOKIE, "")
+    try:
+        if not nonce:
+            raise Refused("no login cookie")
+        form = await checked_form(request, security.csrf_token(cs.secret, "login:" + nonce))
+    except Refused:
+        return _login_page(request, status=403, error_key="csrf_failed")
+    username = form.get("username", "").strip()[: operators.MAX_USERNAME]
+    password = form.get("password", "")[:1024]
+    target = form.get("next")
+    store, ip, now = request.app.state.services.store, _client_ip(request), time.time()
+    blocked = await security.login_block(store, ip=ip, username=username, now=now)
+    if blocked is not None:
+        log.warning("console_login_blocked", ip=ip, username=username[:32], code=blocked)
+        return _login_page(request, status=429, error_key=f"login_{blocked}", username=username, target=target)
+    operator = await run(request, operators.verify, username=username, password=password)
+    if operator is None:
+        await security.login_failed(store, ip=ip, username=username, now=now)
+        log.warning("console_login_failed", ip=ip, username=username[:32])
+        return _login_page(request, status=401, error_key="login_failed", username=username, target=target)
+    cookie, _ = security.new_session(cs.secret, operator_id=operator.id, username=operator.username, now=now)
+    response = see_other(_next(target))
+    set_cookie(response, request, security.SESSION_COOKIE, cookie, max_age=int(security.SESSION_TTL))
+    response.delete_cookie(security.LOGIN_COOKIE, path=ROOT)
+    log.info("console_login", operator=operator.username, ip=ip)
+    return response
+
+
+@operator_view
+async def logout(request: Request) -> Response:
+    session: security.Session = request.state.session
+    await _write(request, _end_sessions, operator_id=session.operator_id)
+    response = see_other(f"{ROOT}/login")
+    response.delete_cookie(security.SESSION_COOKIE, path=ROOT)
+    flash(response, request, "logged_out")
+    log.info("console_logout", operator=session.username)
+    return response
+
+
+def _end_sessions(eng: Any, *, operator_id: int) -> None:
+    with eng.begin() as conn:
+        operators.end_sessions(conn, operator_id=operator_id)
+
+
+async def _write(request: Request, fn: Any, /, **kwargs: Any) -> Any:
+    return await asyncio.to_thread(fn, engine(request), **kwargs)
+
+
+def parse_amount(raw: str) -> int:
+    """'50', '-12.5', '1.234,56' (Portuguese notation) -> units; zero is refused."""
+    text = raw.strip().replace(" ", "")
+    if "," in text:
+        text = text.replace(".", "").replace(",", ".")
+    units = money.parse(text)
+    if units == 0:
+        raise money.MoneyError("zero")
+    return units
+
+
+@operator_view
+async def top_up(request: Request) -> Response:
+    customer_id: int = request.path_params["customer_id"]
+    form: dict[str, str] = request.state.form
+    amount, note = form.get("amount", "")[:40], form.get("note", "").strip()[:NOTE_MAX]
+    error = None
+    try:
+        units = parse_amount(amount)
+    except money.MoneyError:
+        error = "amount_invalid"
+    if error is None and not note:
+        error = "note_required"
+    customer = await run(request, reads.customer, customer_id=customer_id)
+    if customer is None:
+        return page(request, "error.html", status=404, message_key="not_found")
+    if error is not None:
+        return page(request, "customer.html", status=400, c=customer, form_error=error, amount=amount, note=note)
+    operator = request.state.session.username
+    try:
+        balance = await _write(request, writes.top_up, customer_id=customer_id, amount=units, note=note,
+                               operator=operator)
+    except admin.NotFound:
+        return page(request, "error.html", status=404, message_key="not_found")
+    log.info("console_top_up", operator=operator, customer=customer_id, amount=money.fmt(units))
+    response = see_other(f"{ROOT}/customers/{customer_id}#money")
+    flash(response, request, "top_up_done", balance=money.fmt(balance))
+    return response
+
+
+@operator_view
+async def issue_token(request: Request) -> Response:
+    customer_id: int = request.path_params["customer_id"]
+    customer = await run(request, reads.customer, customer_id=customer_id)
+    if customer is None:
+        return page(request, "error.html", status=404, message_key="not_found")
+    token = await _write(request, writes.issue_token, customer_id=customer_id)
+    log.info("console_token_issued", operator=request.state.session.username, customer=customer_id,
+             prefix=token[:10])
+    return page(request, "token_issued.html", c=customer, token=token)
+
+
+@operator_view
+async def revoke_token(request: Request) -> Response:
+    customer_id: int = request.path_params["customer_id"]
+    prefix = await _write(request, writes.revoke_token, customer_id=customer_id,
+                          token_id=request.path_params["token_id"])
+    if prefix is None:
+        return page(request, "error.html", status=404, message_key="not_found")
+    log.info("console_token_revoked", operator=request.state.session.username, customer=customer_id,
+             prefix=prefix)
+    response = see_other(f"{ROOT}/customers/{customer_id}#tokens")
+    flash(response, request, "revoke_done", prefix=prefix)
+    return response
+
+
+@operator_view
+async def set_connection(request: Request) -> Response:
+    name: str = request.path_params["name"]
+    enabled = request.state.form.get("enabled") == "1"
+    if not await _write(request, writes.set_connection_enabled, name=name, enabled=enabled):
+        return page(request, "error.html", status=404, message_key="not_found")
+    log.info("console_connection", operator=request.state.session.username, connection=name, enabled=enabled)
+    response = see_other(f"{ROOT}/connections")
+    flash(response, request, "connection_on" if enabled else "connection_off", name=name)
+    return response

@@ -1,0 +1,147 @@
+"""Console sessions: HMAC-signed cookies, CSRF tokens bound to the session, login lockout.
+
+The signing secret lives in the `meta` table (made on first use), so every worker and every
+restart agrees on it. A session names its operator and when it was issued; it is void once
+expired or once the operator logged out (operators.sessions_after moved past it).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import json
+import secrets
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Engine, insert, select
+from sqlalchemy.exc import IntegrityError
+
+from pombo.adapters.sql import schema as t
+from pombo.domain import codes
+from pombo.ports import AuthPolicy, Store
+
+SECRET_KEY = "console_secret"
+SESSION_COOKIE = "pombo_console"
+LOGIN_COOKIE = "pombo_console_login"  # double-submit CSRF token of the login form
+SESSION_TTL = 8 * 3600.0
+LOCK_PREFIX = "console:"  # failures share auth_failures with the API, under names of their own
+POLICY = AuthPolicy()
+
+
+def load_secret(engine: Engine) -> bytes:
+    """The console's signing secret, created by whichever worker asks first."""
+    query = select(t.meta.c.value).where(t.meta.c.key == SECRET_KEY)
+    with engine.connect() as conn:
+        value = conn.execute(query).scalar()
+    if value is None:
+        try:
+            with engine.begin() as conn:
+                conn.execute(insert(t.meta).values(key=SECRET_KEY, value=secrets.token_urlsafe(48)))
+        except IntegrityError:
+            pass  # another worker made it first: use theirs
+        with engine.connect() as conn:
+            value = conn.execute(query).scalar_one()
+    return str(value).encode()
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def sign(secret: bytes, payload: dict[str, Any]) -> str:
+    """payload as base64url JSON, a dot, and its HMAC-SHA256."""
+    body = json.dumps(payload, separators=(",", ":"), sort_keys=True).encode()
+    mac = hmac.new(secret, body, hashlib.sha256).digest()
+    return f"{_b64(body)}.{_b64(mac)}"
+
+
+def unsign(secret: bytes, value: str | None) -> dict[str, Any] | None:
+    """The payload of a value made by sign() with this secret, else None."""
+    if not value or value.count(".") != 1:
+        return None
+    body_text, mac_text = value.split(".")
+    try:
+        body, mac = _unb64(body_text), _unb64(mac_text)
+    except (binascii.Error, ValueError):
+        return None
+    if not hmac.compare_digest(mac, hmac.new(secret, body, hashlib.sha256).digest()):
+        return None
+    try:
+        payload = json.loads(body)
+    except ValueError:
+        return None
+    return payload if isinstance(payload, dict) else None
+
+
+@dataclass(frozen=True, slots=True)
+class Session:
+    """What a valid session cookie says."""
+
+    operator_id: int
+    username: str
+    issued_at: float
+    expires_at: float
+    nonce: str
+
+
+def new_session(secret: bytes, *, operator_id: int, username: str, now: float) -> tuple[str, Session]:
+    """A fresh session and its cookie value."""
+    session = Session(operator_id, username, now, now + SESSION_TTL, secrets.token_urlsafe(18))
+    payload = {"o": operator_id, "u": username, "iat": now, "exp": session.expires_at, "n": session.nonce}
+    return sign(secret, payload), session
+
+
+def read_session(secret: bytes, value: str | None, *, now: float) -> Session | None:
+    """The session in a cookie when its signature holds and it has not expired."""
+    payload = unsign(secret, value)
+    if payload is None:
+        return None
+    try:
+        session = Session(
+            int(payload["o"]), str(payload["u"]), float(payload["iat"]), float(payload["exp"]), str(payload["n"])
+        )
+    except (KeyError, TypeError, ValueError):
+        return None
+    return session if session.issued_at <= now < session.expires_at else None
+
+
+def csrf_token(secret: bytes, nonce: str) -> str:
+    """The CSRF token of a session (or of a login form's nonce)."""
+    return _b64(hmac.new(secret, b"csrf:" + nonce.encode(), hashlib.sha256).digest())
+
+
+def same_token(expected: str, given: str | None) -> bool:
+    """Constant-time comparison; a missing token never matches."""
+    return bool(given) and hmac.compare_digest(expected.encode(), (given or "").encode())
+
+
+def new_nonce() -> str:
+    """A random value for the login form's double-submit cookie."""
+    return secrets.token_urlsafe(18)
+
+
+# ---------------------------------------------------------------- lockout, as the API's (SPEC §2)
+
+
+def lock_name(username: str) -> str:
+    """The name under which a console username's failures are counted."""
+    return (LOCK_PREFIX + username)[:64]
+
+
+async def login_block(store: Store, *, ip: str, username: str, now: float) -> int | None:
+    """199 (IP blocked), 131 (IP trials) or 132 (user trials) when login must be refused."""
+    return await store.auth_block(ip=ip, username=lock_name(username), policy=POLICY, now=now)
+
+
+async def login_failed(store: Store, *, ip: str, username: str, now: float) -> None:
+    """Count a wrong username or password."""
+    await store.record_auth_failure(
+        ip=ip, username=lock_name(username), code=codes.INVALID_USER_PASS, policy=POLICY, now=now
+    )

@@ -1,0 +1,175 @@
+"""The overview's numbers: sends per minute, delivery per connection, upstream answer time,
+balances running low. Read from the database, so every worker's sends are counted.
+
+The message log and the ledger have no index on `created_at` alone (nothing on the send path
+needs one), but their ids grow with time: a binary search on the primary key finds the first
+row of a time window, and every query below is bounded by it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Connection, Integer, Table, and_, case, cast, func, or_, select
+
+from pombo.adapters.sql import schema as t
+from pombo.domain import codes
+
+WINDOW = 3600.0
+BUCKET = 60
+DAY = 86400.0
+LOW_FLOOR = 100_000  # 10.0000: below this much available credit a customer is always "low"
+LOW_SHOWN = 8
+_JITTER = 5.0  # ids are handed out in batches, a little out of step with created_at
+
+
+def first_id_since(conn: Connection, table: Table, ts: float) -> int | None:
+    """The smallest id whose row was created at or after ts (None: no such row)."""
+    top = conn.execute(select(func.max(table.c.id))).scalar()
+    if top is None:
+        return None
+    lo = conn.execute(select(func.min(table.c.id))).scalar_one()
+    hi = top + 1  # answer in [lo, hi]; hi means "none"
+    while lo < hi:
+        mid = (lo + hi) // 2
+        row = conn.execute(
+            select(table.c.id, table.c.created_at).where(table.c.id >= mid).order_by(table.c.id).limit(1)
+        ).first()
+        if row is None or row.created_at >= ts:
+            hi = mid
+        else:
+            lo = row.id + 1
+    return None if lo > top else int(lo)
+
+
+def _since(conn: Connection, table: Table, ts: float) -> Any:
+    """A WHERE clause for rows created since ts that the primary key can serve."""
+    first = first_id_since(conn, table, ts - _JITTER)
+    if first is None:
+        return table.c.id < 0  # nothing
+    return and_(table.c.id >= first, table.c.created_at >= ts)
+
+
+def _minute(conn: Connection) -> Any:
+    m = t.messages.c
+    if conn.dialect.name == "postgresql":
+        return func.floor(m.created_at / BUCKET)
+    return cast(m.created_at / BUCKET, Integer)  # SQLite truncates; times are positive
+
+
+def sends_per_minute(conn: Connection, *, now: float) -> dict[int, dict[int, int]]:
+    """{minute index (epoch // 60): {status_code: count}} for the last hour."""
+    m = t.messages.c
+    minute = _minute(conn).label("minute")
+    rows = conn.execute(
+        select(minute, m.status_code, func.count())
+        .where(_since(conn, t.messages, now - WINDOW))
+        .group_by(minute, m.status_code)
+    )
+    out: dict[int, dict[int, int]] = {}
+    for bucket, code, count in rows:
+        out.setdefault(int(bucket), {})[int(code)] = int(count)
+    return out
+
+
+def delivery_by_connection(conn: Connection, *, now: float, window: float = WINDOW) -> dict[str, dict[str, int]]:
+    """{connection: {delivery state: count}} of messages created in the window."""
+    m = t.messages.c
+    rows = conn.execute(
+        select(m.connection, m.delivery, func.count())
+        .where(_since(conn, t.messages, now - window))
+        .group_by(m.connection, m.delivery)
+    )
+    out: dict[str, dict[str, int]] = {}
+    for name, state, count in rows:
+        out.setdefault(name, {})[state] = int(count)
+    return out
+
+
+def _answer_time() -> tuple[Any, Any]:
+    """(seconds from accept to the provider's answer, rows where it is known).
+
+    A provider error stamps final_at at the answer; an acceptance stamps updated_at, which
+    stays the answer time until a delivery report moves the message on.
+    """
+    m = t.messages.c
+    seconds = case((m.status_code == codes.PROVIDER_ERROR, m.final_at), else_=m.updated_at) - m.created_at
+    known = or_(and_(m.status_code == codes.OK, m.delivery == "pending"), m.status_code == codes.PROVIDER_ERROR)
+    return seconds, known
+
+
+def latency_per_minute(conn: Connection, *, now: float) -> dict[str, dict[int, tuple[float, float]]]:
+    """{connection: {minute: (average, maximum) seconds}} for the last hour."""
+    m = t.messages.c
+    seconds, known = _answer_time()
+    minute = _minute(conn).label("minute")
+    rows = conn.execute(
+        select(m.connection, minute, func.avg(seconds), func.max(seconds))
+        .where(_since(conn, t.messages, now - WINDOW), known)
+        .group_by(m.connection, minute)
+    )
+    out: dict[str, dict[int, tuple[float, float]]] = {}
+    for name, bucket, avg, top in rows:
+        out.setdefault(name, {})[int(bucket)] = (float(avg or 0), float(top or 0))
+    return out
+
+
+def connection_health(conn: Connection, *, now: float) -> dict[str, dict[str, Any]]:
+    """Per connection over the last hour: counts by status, average answer time, last error."""
+    m = t.messages.c
+    seconds, known = _answer_time()
+    window = _since(conn, t.messages, now - WINDOW)
+    out: dict[str, dict[str, Any]] = {}
+    for name, code, count in conn.execute(
+        select(m.connection, m.status_code, func.count()).where(window).group_by(m.connection, m.status_code)
+    ):
+        out.setdefault(name, {"codes": {}})["codes"][int(code)] = int(count)
+    for name, avg in conn.execute(select(m.connection, func.avg(seconds)).where(window, known).group_by(m.connection)):
+        out.setdefault(name, {"codes": {}})["latency"] = float(avg or 0)
+    waiting = select(m.connection, func.count()).where(m.status_code == codes.WR, m.delivery == "pending")
+    for name, count in conn.execute(waiting.group_by(m.connection)):
+        out.setdefault(name, {"codes": {}})["waiting"] = int(count)
+    for name, stats in out.items():
+        last = conn.execute(
+            select(m.id, m.return_log, m.updated_at)
+            .where(window, m.connection == name, m.status_code == codes.PROVIDER_ERROR)
+            .order_by(m.id.desc())
+            .limit(1)
+        ).first()
+        stats["last_error"] = dict(last._mapping) if last else None
+    return out
+
+
+def waiting_now(conn: Connection) -> int:
+    """Messages whose provider has not answered yet."""
+    m = t.messages.c
+    return int(
+        conn.execute(
+            select(func.count()).where(m.status_code == codes.WR, m.delivery == "pending")
+        ).scalar_one()
+    )
+
+
+def low_balances(conn: Connection, *, now: float, limit: int = LOW_SHOWN) -> list[dict[str, Any]]:
+    """Active customers with the least credit left against what they spent in the last day."""
+    c, led = t.customers.c, t.ledger.c
+    spend = dict(
+        conn.execute(
+            select(led.customer_id, -func.sum(led.amount))
+            .where(_since(conn, t.ledger, now - DAY), led.cause.in_(("message", "refund")))
+            .group_by(led.customer_id)
+        ).all()
+    )
+    rows = conn.execute(
+        select(c.id, c.name, c.balance, c.credit_limit).where(c.active.is_(True), c.sms.is_(True))
+    ).all()
+    out = []
+    for r in rows:
+        available = int(r.balance) - int(r.credit_limit)
+        spent = max(int(spend.get(r.id) or 0), 0)
+        hours = available / spent * 24 if spent > 0 else None
+        low = available <= LOW_FLOOR or (hours is not None and hours <= 24)
+        out.append({"id": r.id, "name": r.name, "available": available, "spend_24h": spent,
+                    "hours_left": hours, "low": low})
+    out.sort(key=lambda x: (not x["low"], x["hours_left"] if x["hours_left"] is not None else 1e12, x["available"]))
+    return [x for x in out if x["low"]][:limit]

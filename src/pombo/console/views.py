@@ -1,0 +1,181 @@
+"""The console's pages (GET): overview, customers, messages, connections."""
+
+from __future__ import annotations
+
+import time
+from datetime import date, datetime, timedelta
+from typing import Any
+from urllib.parse import urlencode
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from pombo.console import i18n, overview, reads, stats
+from pombo.console.web import operator_view, page, run
+from pombo.domain import codes, delivery, money
+from pombo.domain.ints import uint
+
+STATUS_CODES = (codes.OK, codes.WR, codes.PROVIDER_ERROR)
+CHECKS = (220, 230, 235, 238, 240, 260, 270, 244, 245, 255, 250)  # SPEC §4, in order
+
+
+@operator_view
+async def overview_page(request: Request) -> Response:
+    return page(request, "overview.html")
+
+
+@operator_view
+async def overview_data(request: Request) -> Response:
+    now = time.time()
+    sampler = request.state.console.sampler
+    sampler.observe(now)
+    data = await run(request, overview.numbers, now=now)
+    lang = request.state.lang
+    body = overview.build(
+        data, rejections=sampler.minutes, now=now, tz=request.app.state.services.settings.tz,
+        t=i18n.translator(lang), fmt_money=lambda units: i18n.decimal_point(money.fmt(units), lang),
+    )
+    return JSONResponse(body, headers={"Cache-Control": "no-store"})
+
+
+@operator_view
+async def customers_page(request: Request) -> Response:
+    query = request.query_params.get("q", "")[:100]
+    rows = await run(request, reads.customer_tree, query=query)
+    return page(request, "customers.html", rows=rows, query=query)
+
+
+@operator_view
+async def customer_page(request: Request) -> Response:
+    customer = await run(request, reads.customer, customer_id=request.path_params["customer_id"])
+    if customer is None:
+        return page(request, "error.html", status=404, message_key="not_found")
+    return page(request, "customer.html", c=customer, form_error=None, amount="", note="")
+
+
+def parse_filter(params: dict[str, str], tz: Any) -> tuple[reads.MessageFilter, list[str]]:
+    """The search form as a filter, and the names of the fields that could not be understood."""
+    bad: list[str] = []
+
+    def number(name: str) -> int | None:
+        raw = params.get(name, "").strip()
+        if not raw:
+            return None
+        value = uint(raw)
+        if value is None:
+            bad.append(name)
+        return value
+
+    def day(name: str, *, next_day: bool = False) -> float | None:
+        raw = params.get(name, "").strip()
+        if not raw:
+            return None
+        try:
+            d = date.fromisoformat(raw) + timedelta(days=1 if next_day else 0)
+        except (ValueError, OverflowError):
+            bad.append(name)
+            return None
+        return datetime(d.year, d.month, d.day, tzinfo=tz).timestamp()
+
+    status = number("status")
+    if status is not None and status not in STATUS_CODES:
+        bad.append("status")
+    state = params.get("delivery", "").strip() or None
+    if state is not None and state not in delivery.STATES:
+        bad.append("delivery")
+    found = reads.MessageFilter(
+        customer_id=number("customer"),
+        dest=params.get("dest", "").strip() or None,
+        ctid=params.get("ctid", "").strip()[:64] or None,
+        message_id=number("cdls_id"),
+        start=day("date_from"),
+        end=day("date_to", next_day=True),
+        status_code=status,
+        delivery=state,
+        connection=params.get("connection", "").strip() or None,
+        before_id=number("before"),
+    )
+    return found, bad
+
+
+@operator_view
+async def messages_page(request: Request) -> Response:
+    params = {k: v[:100] for k, v in request.query_params.items()}
+    found, bad = parse_filter(params, request.app.state.services.settings.tz)
+    rows = [] if bad else await run(request, reads.search_messages, f=found)
+    older = None
+    if len(rows) == reads.PAGE:
+        older = "?" + _query(params, before=str(rows[-1]["id"]))
+    connections = [c["name"] for c in await run(request, reads.connections)]
+    return page(request, "messages.html", rows=rows, params=params, bad=bad, older=older,
+                states=sorted(delivery.STATES), status_codes=STATUS_CODES, connections=connections,
+                status_text=codes.TEXTS)
+
+
+def _query(params: dict[str, str], **changes: str) -> str:
+    return urlencode({k: v for k, v in {**params, **changes}.items() if v and k != "lang"})
+
+
+@operator_view
+async def message_page(request: Request) -> Response:
+    msg = await run(request, reads.message_story, message_id=request.path_params["message_id"])
+    if msg is None:
+        return page(request, "error.html", status=404, message_key="not_found")
+    return page(request, "message.html", m=msg, events=_story(msg), checks=CHECKS, status_text=codes.TEXTS)
+
+
+def _story(m: dict[str, Any]) -> list[tuple[float | None, str, dict[str, Any]]]:
+    """(time, label key, values) of what happened to a message, in order.
+
+    The provider's answer time is known while no report has touched the row (updated_at);
+    after that it is shown without a time, right after the acceptance.
+    """
+    events: list[tuple[float | None, str, dict[str, Any]]] = [(m["created_at"], "ev_accepted", {})]
+    if m["status_code"] == codes.OK:
+        events.append((m["updated_at"] if m["delivery"] == delivery.PENDING else None, "ev_answered_ok", {}))
+    elif m["status_code"] == codes.PROVIDER_ERROR:
+        events.append((m["final_at"] or m["updated_at"], "ev_answered_300", {}))
+    else:
+        events.append((None, "ev_waiting", {}))
+    for r in m["reports"]:
+        events.append((r["created_at"], "ev_report", {"state": r["state"] or "—"}))
+    if m["status_code"] != codes.PROVIDER_ERROR:
+        if m["sent_at"]:
+            events.append((m["sent_at"], "ev_sent", {}))
+        if m["final_at"]:
+            events.append((m["final_at"], "ev_final", {"state": m["delivery"]}))
+    first = m["created_at"]
+    return sorted(events, key=lambda e: (e[0] if e[0] is not None else first, e[1] != "ev_accepted"))
+
+
+@operator_view
+async def connections_page(request: Request) -> Response:
+    now = time.time()
+    conns = await run(request, reads.connections)
+    health = await run(request, stats.connection_health, now=now)
+    states = await run(request, stats.delivery_by_connection, now=now)
+    for c in conns:
+        h = health.get(c["name"], {"codes": {}})
+        total = sum(h["codes"].values())
+        errors = h["codes"].get(codes.PROVIDER_ERROR, 0)
+        by_state = states.get(c["name"], {})
+        finished = sum(by_state.get(s, 0) for s in delivery.FINAL)
+        c.update(
+            total=total,
+            waiting=h.get("waiting", 0),
+            error_rate=errors / total if total else None,
+            delivered_rate=by_state.get(delivery.DELIVERED, 0) / finished if finished else None,
+            latency=h.get("latency"),
+            last_error=h.get("last_error"),
+            health=_health(c["enabled"], total, errors),
+        )
+    return page(request, "connections.html", conns=conns)
+
+
+def _health(enabled: bool, total: int, errors: int) -> str:
+    if not enabled:
+        return "off"
+    if total == 0:
+        return "idle"
+    rate = errors / total
+    return "down" if rate >= 0.5 else "degraded" if rate >= 0.05 else "ok"
