@@ -1,0 +1,170 @@
+"""SPEC §8 delivery reports at /dlr/{connection}/{dlr_secret}; §1 the `delivery` field."""
+
+from __future__ import annotations
+
+import urllib.parse
+
+import pytest
+
+from tests.e2e.conftest import SECRETS, T, expect
+
+
+def _kannel_send(pombo):
+    d = pombo.dest()
+    cdls = expect(pombo.send(T["velip"], d, "dlr kannel"), 0)["cdls_id"]
+    sent = pombo.wait_sent("kannel", "55" + d)
+    assert len(sent) == 1
+    return cdls, sent[0].query["dlr-url"]
+
+
+def _hit(pombo, dlr_url: str, typ: int):
+    """GET the dlr-url Kannel was given, with %d replaced as Kannel would."""
+    parts = urllib.parse.urlsplit(dlr_url.replace("%d", str(typ)))
+    target = parts.path + ("?" + parts.query if parts.query else "")
+    return pombo.request("GET", target)
+
+
+def _delivery(pombo, cdls, token=None):
+    return pombo.message(token or T["velip"], cdls)["delivery"]
+
+
+def _ok(r):
+    assert 200 <= r.status < 300, f"a valid delivery report must be accepted: {r}"
+
+
+def test_kannel_dlr_moves_forward_only(pombo):
+    """§8 kannel dlr-url: 8 → sent, 1 → delivered; a later 8 or 2 does not move it back."""
+    cdls, url = _kannel_send(pombo)
+    assert _delivery(pombo, cdls) == "pending"
+    _ok(_hit(pombo, url, 8))
+    assert _delivery(pombo, cdls) == "sent"
+    _ok(_hit(pombo, url, 1))
+    assert _delivery(pombo, cdls) == "delivered"
+    _hit(pombo, url, 8)
+    assert _delivery(pombo, cdls) == "delivered"
+    _hit(pombo, url, 2)
+    assert _delivery(pombo, cdls) == "delivered"
+
+
+@pytest.mark.parametrize("typ, want", [(1, "delivered"), (2, "undelivered"), (16, "rejected"),
+                                       (4, "pending"), (8, "sent")])
+def test_kannel_dlr_types(pombo, typ, want):
+    """§8 kannel `%d`: 1 delivered, 2 undelivered, 8 sent, 16 rejected, 4 changes nothing."""
+    cdls, url = _kannel_send(pombo)
+    _ok(_hit(pombo, url, typ))
+    assert _delivery(pombo, cdls) == want
+
+
+def test_kannel_final_state_never_changes(pombo):
+    """§8: a final state never changes (undelivered then delivered stays undelivered)."""
+    cdls, url = _kannel_send(pombo)
+    _ok(_hit(pombo, url, 2))
+    _hit(pombo, url, 1)
+    _hit(pombo, url, 16)
+    assert _delivery(pombo, cdls) == "undelivered"
+
+
+def test_wrong_secret_is_403_and_changes_nothing(pombo):
+    """§8: a wrong or missing secret, or an unknown connection → HTTP 403, nothing changes."""
+    cdls, url = _kannel_send(pombo)
+    parts = urllib.parse.urlsplit(url.replace("%d", "1"))
+    query = "?" + parts.query if parts.query else ""
+    for path in (f"/dlr/velip/not-the-secret{query}",
+                 f"/dlr/velip/{SECRETS['wavy']}{query}",
+                 f"/dlr/nosuchconn/{SECRETS['velip']}{query}"):
+        for method in ("GET", "POST"):
+            r = pombo.request(method, path)
+            assert r.status == 403, f"{method} {path}: {r}"
+    assert _delivery(pombo, cdls) == "pending"
+
+
+def test_missing_secret_is_403(pombo):
+    """§8: a *missing* secret answers 403 like a wrong one, and nothing changes."""
+    cdls, url = _kannel_send(pombo)
+    parts = urllib.parse.urlsplit(url.replace("%d", "1"))
+    query = "?" + parts.query if parts.query else ""
+    for path in (f"/dlr/velip/{query}", f"/dlr/velip{query}"):
+        for method in ("GET", "POST"):
+            r = pombo.request(method, path)
+            assert r.status == 403, f"{method} {path}: {r}"
+    assert _delivery(pombo, cdls) == "pending"
+
+
+def _wavy_send(pombo):
+    d = pombo.dest()
+    cdls = expect(pombo.send(T["wavy"], d, "dlr wavy"), 0)["cdls_id"]
+    sent = pombo.wait_sent("wavy", "55" + d)
+    assert len(sent) == 1
+    return cdls, sent[0].json["correlationId"]
+
+
+def _wavy_cb(pombo, payload):
+    return pombo.request("POST", f"/dlr/wavy/{SECRETS['wavy']}", json=payload)
+
+
+def test_wavy_callback_delivered(pombo):
+    """§8 wavy callback: JSON with correlationId and deliveredStatusCode 4 → delivered."""
+    cdls, corr = _wavy_send(pombo)
+    _ok(_wavy_cb(pombo, {"correlationId": corr, "deliveredStatusCode": 4}))
+    assert _delivery(pombo, cdls, T["wavy"]) == "delivered"
+    _wavy_cb(pombo, {"correlationId": corr, "sentStatusCode": 2})
+    assert _delivery(pombo, cdls, T["wavy"]) == "delivered"
+
+
+def test_wavy_callback_by_id(pombo):
+    """§8 wavy callback with `id` (the upstream id): sentStatusCode 2 → sent, then
+    deliveredStatusCode 104 → undelivered."""
+    cdls, _ = _wavy_send(pombo)
+    up_id = pombo.message(T["wavy"], cdls)["upstream_id"]
+    assert up_id
+    _ok(_wavy_cb(pombo, {"id": up_id, "sentStatusCode": 2}))
+    assert _delivery(pombo, cdls, T["wavy"]) == "sent"
+    _ok(_wavy_cb(pombo, {"id": up_id, "deliveredStatusCode": 104}))
+    assert _delivery(pombo, cdls, T["wavy"]) == "undelivered"
+
+
+@pytest.mark.parametrize("code, want", [(101, "expired"), (150, "rejected"), (301, "rejected")])
+def test_wavy_sent_status_codes(pombo, code, want):
+    """§8 wavy: sentStatusCode 101 → expired, other 1xx–3xx → rejected."""
+    cdls, corr = _wavy_send(pombo)
+    _ok(_wavy_cb(pombo, {"correlationId": corr, "sentStatusCode": code}))
+    assert _delivery(pombo, cdls, T["wavy"]) == want
+
+
+def test_wavy_wrong_secret(pombo):
+    """§8: a wavy callback with the wrong secret → 403, nothing changes."""
+    cdls, corr = _wavy_send(pombo)
+    r = pombo.request("POST", "/dlr/wavy/wrong-secret",
+                      json={"correlationId": corr, "deliveredStatusCode": 4})
+    assert r.status == 403
+    assert _delivery(pombo, cdls, T["wavy"]) == "pending"
+
+
+def test_generated_dlr_secret(pombo):
+    """§8: a connection without `dlr_secret` gets a generated one; Kannel's dlr-url carries it
+    and it works, while a wrong one is refused."""
+    up = pombo.upstream.url
+    tok = "tok-kannel-two-cust-67"
+    doc = {
+        "connections": [{"name": "kan2", "kind": "kannel", "url": up, "username": "k2",
+                         "password": "p2", "ack_timeout": 1, "final_timeout": 4}],
+        "customers": [{"id": 67, "name": "Kannel 2", "balance": "10.00", "sms_provider": "kan2",
+                       "tokens": [tok]}],
+        "tariffs": [{"customer": 67, "prefix": "55", "value": "0.1000"}],
+    }
+    cp = pombo.load(doc)
+    assert cp.returncode == 0, cp.stdout + cp.stderr
+    d = pombo.dest()
+    cdls = expect(pombo.send(tok, d, "segredo gerado"), 0)["cdls_id"]
+    sent = pombo.wait_sent("kannel", "55" + d)
+    assert len(sent) == 1 and sent[0].query["username"] == "k2"
+    url = sent[0].query["dlr-url"]
+    path = urllib.parse.urlsplit(url).path
+    assert path.startswith("/dlr/kan2/"), url
+    secret = path.removeprefix("/dlr/kan2/")
+    assert len(secret) >= 8, f"generated secret too short: {secret!r}"
+    assert pombo.request("GET", url.replace(secret, "wrong" + secret).replace("%d", "1")
+                         .removeprefix(pombo.base)).status == 403
+    assert _delivery(pombo, cdls, tok) == "pending"
+    _ok(_hit(pombo, url, 1))
+    assert _delivery(pombo, cdls, tok) == "delivered"
