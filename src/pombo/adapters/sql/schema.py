@@ -166,9 +166,21 @@ messages = Table(
 )
 Index("ix_messages_dedup", messages.c.customer_id, messages.c.dest, messages.c.created_at)
 Index("ix_messages_customer_created", messages.c.customer_id, messages.c.created_at)
-Index("ix_messages_customer_corr", messages.c.customer_id, messages.c.corr_id)
+# partial (migration 0006): only the rows these lookups can find, so a send adds no entry to them
+Index(
+    "ix_messages_customer_corr",
+    messages.c.customer_id,
+    messages.c.corr_id,
+    sqlite_where=messages.c.corr_id.isnot(None),
+    postgresql_where=messages.c.corr_id.isnot(None),
+)
 Index("ix_messages_upstream", messages.c.connection, messages.c.upstream_id)
-Index("ix_messages_status", messages.c.status_code)
+Index(
+    "ix_messages_waiting",
+    messages.c.status_code,
+    sqlite_where=messages.c.status_code == 1,
+    postgresql_where=messages.c.status_code == 1,
+)
 
 # Append-only: every balance change has a row naming its cause.
 ledger = Table(
