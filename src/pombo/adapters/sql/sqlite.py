@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
-import itertools
 import sqlite3
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
@@ -48,11 +46,17 @@ class SqliteStore(SqlStore):
     # database file: tens of milliseconds on the event loop now and then (that was the p99). The
     # hot connection never checkpoints: a thread does, PASSIVE (never blocking a writer), every
     # 0.2 s. Under constant writes a PASSIVE checkpoint never quite catches up, and the WAL only
-    # starts over once it has, so every 2 s the batches are held for the moment it takes
-    # to copy the last frames (requests queue meanwhile and then go as one batch).
+    # starts over once one has, so once the WAL is RESET_FRAMES long the thread catches up in
+    # passes and then holds the batches for one last pass (requests queue meanwhile and go as one
+    # batch); the next commit starts the WAL over. Measured (bench/run.py sqlite-32): that last
+    # pass takes 3-25 ms however few pages are left, so it is made rare; and WAL_LIMIT is above
+    # any WAL it leaves, because a restart that also truncates the file does so on the event
+    # loop (cutting a 150 MB WAL back to 64 MB stalled it 20-40 ms). An idle gateway's WAL
+    # starts over without any hold: its passive pass catches up on its own.
     CHECKPOINT_EVERY = 0.2
-    RESET_EVERY = 10  # checkpoints: the WAL starts over about every 2 s
-    WAL_LIMIT = 64 << 20  # bytes the WAL file is truncated to after a restart
+    RESET_FRAMES = 16384  # pages (64 MiB): at 5,000 sends/s a held pass about every 3 s
+    CATCH_UP_FRAMES = 256  # pages a pass may leave behind before the held one
+    WAL_LIMIT = 256 << 20  # bytes a restarted WAL file is truncated to
 
     def __init__(self, database_url: str) -> None:
         path = sqlite_path(database_url)
@@ -75,13 +79,25 @@ class SqliteStore(SqlStore):
     async def _checkpoints(self) -> None:
         conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
         conn.execute("PRAGMA busy_timeout=10000")
-        checkpoint = functools.partial(conn.execute, "PRAGMA wal_checkpoint(PASSIVE)")
+
+        def checkpoint() -> int:
+            """Copy what it can; the WAL's length in pages."""
+            _busy, frames, _copied = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+            return int(frames)
+
         try:
-            for n in itertools.count(1):
+            while True:
                 await asyncio.sleep(self.CHECKPOINT_EVERY)
-                await asyncio.to_thread(checkpoint)
-                if n % self.RESET_EVERY == 0:
-                    await self._with_writes_held(lambda: asyncio.to_thread(checkpoint))
+                frames = await asyncio.to_thread(checkpoint)
+                if frames < self.RESET_FRAMES:
+                    continue
+                # catch up without holding anyone first: each pass has only what the commits
+                # added during the one before, so the held pass is short
+                for _ in range(4):
+                    before, frames = frames, await asyncio.to_thread(checkpoint)
+                    if frames - before <= self.CATCH_UP_FRAMES:
+                        break
+                await self._with_writes_held(lambda: asyncio.to_thread(checkpoint))
         finally:
             conn.close()
 
