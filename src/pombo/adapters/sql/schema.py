@@ -177,7 +177,7 @@ Index(
 Index("ix_messages_upstream", messages.c.connection, messages.c.upstream_id)
 Index(
     "ix_messages_waiting",
-    messages.c.status_code,
+    messages.c.created_at,
     sqlite_where=messages.c.status_code == 1,
     postgresql_where=messages.c.status_code == 1,
 )
