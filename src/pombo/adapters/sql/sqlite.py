@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sqlite3
-import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
@@ -13,7 +12,7 @@ from sqlalchemy import create_engine, event
 
 from pombo.adapters.sql import queries as q
 from pombo.adapters.sql.executor import SqliteDatabase
-from pombo.adapters.sql.store import SettleItem, SqlStore, message_values
+from pombo.adapters.sql.store import SettleItem, SqlStore, message_values, new_event_id
 from pombo.domain import codes
 from pombo.domain.codes import Rejection
 from pombo.ports import AcceptSpec
@@ -161,7 +160,7 @@ class SqliteStore(SqlStore):
             for mid, uid, raw, now in items:
                 settled = db.execute(q.SETTLE_OK, (uid, raw, now, mid)).rowcount == 1
                 if settled:
-                    db.execute(q.ENQUEUE_CALLBACK, (uuid.uuid4().hex, now, now, now, mid))
+                    db.execute(q.ENQUEUE_CALLBACK, (new_event_id(), now, now, now, mid))
                 results.append(settled)
         except BaseException:
             db.execute("ROLLBACK")
