@@ -151,4 +151,8 @@ async def build_services(settings: Settings, *, clock: Clock | None = None, stor
     # what exists now lives as long as the process: keep it out of every future full collection
     gc.collect()
     gc.freeze()
+    # a send allocates a few hundred objects, nearly all short-lived: collect the young generation
+    # every 10,000 allocations instead of 700 (sqlite-slow50-256: 3,988-4,256 -> ~4,330/s, RSS
+    # unchanged at 97 MB)
+    gc.set_threshold(10_000, 50, 100)
     return services
