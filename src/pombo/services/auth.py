@@ -56,20 +56,14 @@ class Authenticator:
         # counted per username as typed, as a storable key: cut to the column, NUL replaced
         username = creds.basic[0].replace("\x00", "\ufffd")[:64] if creds.basic and not creds.token else None
         checked = await self._suspect(creds.ip, username, now)
-        if checked:
-            blocked = await self._store.auth_block(ip=creds.ip, username=username, policy=self._policy, now=now)
-            if blocked is not None:
-                return codes.reject(blocked)
+        if checked and (blocked := await self._block(creds.ip, username, now)) is not None:
+            return blocked
         principal = self._resolve(creds, catalog)
         if isinstance(principal, Rejection):
             if principal.code in codes.FAILED_ATTEMPT_CODES:
-                if not checked:
-                    # the block comes first (§2): another worker may have set it a moment ago
-                    blocked = await self._store.auth_block(
-                        ip=creds.ip, username=username, policy=self._policy, now=now
-                    )
-                    if blocked is not None:
-                        return codes.reject(blocked)
+                # the block comes first (§2): another worker may have set it a moment ago
+                if not checked and (blocked := await self._block(creds.ip, username, now)) is not None:
+                    return blocked
                 await self._store.record_auth_failure(
                     ip=creds.ip, username=username, code=principal.code, policy=self._policy, now=now
                 )
@@ -85,6 +79,10 @@ class Authenticator:
                 )
             return principal
         return _account_checks(principal, creds, need_send=need_send)
+
+    async def _block(self, ip: str, username: str | None, now: float) -> Rejection | None:
+        code = await self._store.auth_block(ip=ip, username=username, policy=self._policy, now=now)
+        return None if code is None else codes.reject(code)
 
     async def _suspect(self, ip: str, username: str | None, now: float) -> bool:
         version = self._store.auth_version()

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import sqlite3
 from collections.abc import Awaitable, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from sqlalchemy import create_engine, event
@@ -84,21 +85,31 @@ class SqliteStore(SqlStore):
             _busy, frames, _copied = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
             return int(frames)
 
+        # One thread of its own runs every pass and finally the close, in that order: a pass still
+        # running when this task is cancelled (the store closing) never has its connection closed
+        # under it (sqlite3 does not guard that; it can crash the process).
+        worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pombo-checkpoint")
+        loop = asyncio.get_running_loop()
+
+        def in_thread() -> Awaitable[int]:
+            return loop.run_in_executor(worker, checkpoint)
+
         try:
             while True:
                 await asyncio.sleep(self.CHECKPOINT_EVERY)
-                frames = await asyncio.to_thread(checkpoint)
+                frames = await in_thread()
                 if frames < self.RESET_FRAMES:
                     continue
                 # catch up without holding anyone first: each pass has only what the commits
                 # added during the one before, so the held pass is short
                 for _ in range(4):
-                    before, frames = frames, await asyncio.to_thread(checkpoint)
+                    before, frames = frames, await in_thread()
                     if frames - before <= self.CATCH_UP_FRAMES:
                         break
-                await self._with_writes_held(lambda: asyncio.to_thread(checkpoint))
+                await self._with_writes_held(in_thread)
         finally:
-            conn.close()
+            worker.submit(conn.close)
+            worker.shutdown(wait=False)
 
     async def _with_writes_held(self, job: Callable[[], Awaitable[Any]]) -> None:
         batchers = (self._accepts, self._settles)
