@@ -12,12 +12,19 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parent
+VENV_BIN = ROOT / ".venv" / "bin"
+POMBO = str(VENV_BIN / "pombo")
+PYTHON = str(VENV_BIN / "python") if (VENV_BIN / "python").exists() else sys.executable
 
 _procs: list[subprocess.Popen[bytes]] = []
 
@@ -90,10 +97,11 @@ def tail(path: Path, n: int = 6) -> str:
 
 
 def start_upstream(
-    cmd: list[str], *, port: int, log: Path, fail: Callable[[str], BaseException]
+    *args: str, port: int, log: Path, fail: Callable[[str], BaseException]
 ) -> subprocess.Popen[bytes]:
-    """Start the fake upstream and wait until it answers its counter."""
-    upstream = start(cmd, log=log)
+    """Start bench/fake_upstream.py on `port` (more options in `args`) and wait until it answers
+    its counter."""
+    upstream = start([PYTHON, str(BENCH / "fake_upstream.py"), "--port", str(port), *args], log=log)
     for _ in range(100):
         try:
             upstream_count(port)

@@ -38,6 +38,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from procs import (  # noqa: E402
+    BENCH,
+    POMBO,
     _procs,  # noqa: E402,F401
     free_port,
     http,
@@ -50,11 +52,6 @@ from procs import (  # noqa: E402
     upstream_count,
 )
 
-BENCH = Path(__file__).resolve().parent
-ROOT = BENCH.parent
-VENV_BIN = ROOT / ".venv" / "bin"
-POMBO = str(VENV_BIN / "pombo")
-PYTHON = str(VENV_BIN / "python") if (VENV_BIN / "python").exists() else sys.executable
 SCRATCH = Path(os.environ.get("BENCH_SCRATCH", "/tmp/pombo-bench"))
 PG_URL = os.environ.get("BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432").rstrip("/")
 PG_ADMIN_DB = os.environ.get("BENCH_PG_ADMIN_DB", "test")
@@ -435,7 +432,7 @@ def run_scenario(sc: Scenario, args: argparse.Namespace, stamp: str, out_jsonl: 
     )
 
     upstream = start_upstream(
-        [PYTHON, str(BENCH / "fake_upstream.py"), "--port", str(up_port), "--delay-ms", str(sc.delay_ms)],
+        "--delay-ms", str(sc.delay_ms),
         port=up_port,
         log=scratch / "upstream.log",
         fail=Fail,

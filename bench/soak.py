@@ -47,6 +47,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from procs import (  # noqa: E402,F401
+    BENCH,
+    POMBO,
     free_port,
     http,
     on_signal,
@@ -58,11 +60,6 @@ from procs import (  # noqa: E402,F401
     upstream_count,
 )
 
-BENCH = Path(__file__).resolve().parent
-ROOT = BENCH.parent
-VENV_BIN = ROOT / ".venv" / "bin"
-POMBO = str(VENV_BIN / "pombo")
-PYTHON = str(VENV_BIN / "python") if (VENV_BIN / "python").exists() else sys.executable
 SCRATCH = Path(os.environ.get("BENCH_SCRATCH", "/tmp/pombo-soak"))
 PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
 
@@ -382,7 +379,6 @@ def main() -> int:
 def run(args: argparse.Namespace, scratch: Path, db_url: str) -> int:
     up_port, gw_port = free_port(), free_port()
     upstream = start_upstream(
-        [PYTHON, str(BENCH / "fake_upstream.py"), "--port", str(up_port)],
         port=up_port,
         log=scratch / "upstream.log",
         fail=SystemExit,
