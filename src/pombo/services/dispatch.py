@@ -93,11 +93,15 @@ class Dispatcher:
         finally:
             timer.cancel()
             if not task.done():  # ack timeout (WR), or the caller went away: finish in the background
-                self._background.add(task)
-                task.add_done_callback(self._background.discard)
+                self._keep(task)
         if task.done():
             return task.result()
         return codes.WR
+
+    def _keep(self, task: asyncio.Future[Any]) -> None:
+        """Hold a reference to background work until it is done (drain() waits for it)."""
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     async def _send(self, connection: Connection, sms: OutboundSms) -> int:
         name = connection.config.name
@@ -119,9 +123,7 @@ class Dispatcher:
             await self._record(message_id, code, raw=raw, upstream_id=upstream_id)
         except Exception:
             log.warning("settle_deferred", connection=name, cdls_id=message_id, code=code)
-            task = asyncio.ensure_future(self._record_later(name, message_id, code, raw=raw, upstream_id=upstream_id))
-            self._background.add(task)
-            task.add_done_callback(self._background.discard)
+            self._keep(asyncio.ensure_future(self._record_later(name, message_id, code, raw=raw, upstream_id=upstream_id)))
             return codes.WR
         if code != codes.OK:
             log.info("upstream_failed", connection=name, cdls_id=message_id)
