@@ -20,7 +20,7 @@ from pydantic import (
     ValidationError,
 )
 
-from pombo.services.provisioning_specs import (  # noqa: F401 - re-exported
+from pombo.domain.provisioning import (  # noqa: F401 - re-exported
     _KIND_OF,
     CONNECTION_KINDS,
     KINDS,

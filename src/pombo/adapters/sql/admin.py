@@ -16,7 +16,7 @@ from pombo.domain import credentials
 from pombo.domain.catalog import Catalog, PriceTable, build_chain
 from pombo.domain.model import CallbackConfig, ConnectionConfig, Customer, PriceRow, Token, User
 from pombo.domain.textfilter import DEFAULT_PATTERNS, Models, TextFilter
-from pombo.services.provisioning import Provisioning
+from pombo.domain.provisioning import Provisioning
 
 CONFIG_VERSION = "config_version"
 TEXT_FILTER = "text_filter"

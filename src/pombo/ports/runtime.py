@@ -1,4 +1,9 @@
-"""The interfaces the use cases need. Real adapters and in-memory fakes both implement them."""
+"""The ports of the send path and its background work, each as small as one use case needs.
+
+Adapters (SQL on SQLite and PostgreSQL, and the in-memory fakes of `adapters/memory.py`)
+implement them; services depend on the narrowest one that fits. Every method that touches one
+tenant's data takes `customer_id=` as a keyword, so a forgotten tenant is a TypeError.
+"""
 
 from __future__ import annotations
 
@@ -51,34 +56,13 @@ class AuthPolicy:
     sid_window: float = 600.0
 
 
-class UpstreamError(Exception):
-    """Base of every upstream failure; retry decisions look at the subclass, never at str(e)."""
-
-
-class UpstreamRejected(UpstreamError):
-    """A hard error: the upstream refused the message (or could not be reached at all)."""
-
-    def __init__(self, raw: str) -> None:
-        super().__init__(raw[:200])
-        self.raw = raw
-
-
-class UpstreamTimeout(UpstreamError):
-    """No answer within the connection's final timeout: the outcome is unknown."""
-
-    def __init__(self, raw: str = "timeout") -> None:
-        super().__init__(raw)
-        self.raw = raw
-
-
 class Connection(Protocol):
     """One upstream provider connection (SPEC §8). Never retries a send by itself."""
 
     config: ConnectionConfig
 
     async def send(self, sms: OutboundSms) -> UpstreamAck:
-        """Submit one message; raise UpstreamRejected on a hard error, UpstreamTimeout when
-        no answer arrives within config.final_timeout."""
+        """Submit one message; UpstreamRejected on a hard error, UpstreamTimeout on no answer."""
         ...
 
     async def close(self) -> None:
@@ -94,24 +78,40 @@ class Clock(Protocol):
         ...
 
 
-class Store(Protocol):
-    """Accounts, money and the message log. Every method is keyword-only on its tenant."""
+class Catalogs(Protocol):
+    """The configuration snapshot (customers, tokens, tariffs, connections, filters)."""
 
     async def catalog(self) -> Catalog:
-        """The current configuration snapshot."""
+        """The current snapshot; reloaded when an operator change was made anywhere."""
         ...
+
+    def invalidate(self) -> None:
+        """This process changed the configuration: look again on the next call."""
+        ...
+
+
+class SendLedger(Protocol):
+    """Accepting a send and settling its upstream outcome, with the money of both."""
 
     async def accept(self, spec: AcceptSpec) -> int | Rejection:
         """Run 244, 245, 255, 250 and write the log row and the chain debit in one transaction."""
         ...
 
     async def settle_ok(self, *, message_id: int, upstream_id: str | None, raw: str, now: float) -> bool:
-        """Record the upstream's acceptance of a waiting message."""
+        """Record the upstream's acceptance of a waiting message; False when already settled."""
         ...
 
     async def settle_failed(self, *, message_id: int, raw: str, now: float) -> bool:
         """Record a hard error and refund exactly what was debited, once."""
         ...
+
+    async def balance(self, *, customer_id: int) -> tuple[int, int]:
+        """(balance, credit_limit) in units."""
+        ...
+
+
+class Orphans(Protocol):
+    """Waiting messages whose sending process is gone (reconciliation)."""
 
     async def claim_orphans(self, *, older_than: float, now: float, limit: int = 100) -> list[MessageRow]:
         """Waiting messages older than `older_than`, claimed by this process to reconcile."""
@@ -121,35 +121,9 @@ class Store(Protocol):
         """A waiting message whose outcome cannot be learnt: delivery `unknown`."""
         ...
 
-    async def due_callbacks(self, *, now: float, lease: float, limit: int) -> list[MessageRow]:
-        """Claim the callback events due now (in order per message)."""
-        ...
 
-    async def callback_done(self, *, event_id: int, now: float) -> None:
-        """The customer's endpoint took the event."""
-        ...
-
-    async def callback_retry(self, *, event_id: int, error: str, next_at: float | None, now: float) -> None:
-        """Try the event again at `next_at`, or give up when None."""
-        ...
-
-    async def balance(self, *, customer_id: int) -> tuple[int, int]:
-        """(balance, credit_limit) in units."""
-        ...
-
-    async def get_message(self, *, customer_id: int, message_id: int) -> MessageRow | None:
-        """One message of this customer."""
-        ...
-
-    async def messages_by_ctid(self, *, customer_id: int, ctid: str, limit: int) -> list[MessageRow]:
-        """The customer's messages with this ctid."""
-        ...
-
-    async def messages_page(
-        self, *, customer_id: int, start: float, end: float, after_id: int, limit: int
-    ) -> list[MessageRow]:
-        """A page of the customer's log by ascending id."""
-        ...
+class Deliveries(Protocol):
+    """Delivery reports from upstream providers."""
 
     async def apply_delivery(
         self,
@@ -164,6 +138,44 @@ class Store(Protocol):
         """Keep a raw delivery report and move the message forward when allowed."""
         ...
 
+
+class MessageLog(Protocol):
+    """A customer's own message log (GetSMSStatus)."""
+
+    async def get_message(self, *, customer_id: int, message_id: int) -> MessageRow | None:
+        """One message of this customer."""
+        ...
+
+    async def messages_by_ctid(self, *, customer_id: int, ctid: str, limit: int) -> list[MessageRow]:
+        """The customer's messages with this ctid, oldest first."""
+        ...
+
+    async def messages_page(
+        self, *, customer_id: int, start: float, end: float, after_id: int, limit: int
+    ) -> list[MessageRow]:
+        """Up to `limit` of the customer's messages created in [start, end) with id > after_id."""
+        ...
+
+
+class Outbox(Protocol):
+    """Callback events, written with the change they announce."""
+
+    async def due_callbacks(self, *, now: float, lease: float, limit: int) -> list[MessageRow]:
+        """Claim the callback events due now (in order per message)."""
+        ...
+
+    async def callback_done(self, *, event_id: int, now: float) -> None:
+        """The customer's endpoint took the event."""
+        ...
+
+    async def callback_retry(self, *, event_id: int, error: str, next_at: float | None, now: float) -> None:
+        """Try the event again at `next_at`, or give up when None."""
+        ...
+
+
+class AuthCounters(Protocol):
+    """Brute-force counters shared by every worker (SPEC §2)."""
+
     async def auth_block(self, *, ip: str, username: str | None, policy: AuthPolicy, now: float) -> int | None:
         """The block code (199, 131, 132) in force for this IP/username, if any."""
         ...
@@ -171,15 +183,7 @@ class Store(Protocol):
     async def record_auth_failure(
         self, *, ip: str, username: str | None, code: int, policy: AuthPolicy, now: float
     ) -> None:
-        """Count a failed attempt."""
-        ...
-
-    async def ping(self) -> None:
-        """Raise unless the database answers right now."""
-        ...
-
-    async def maintain(self) -> None:
-        """Periodic upkeep (e.g. partitions for the months ahead)."""
+        """Count a failed attempt (and block the IP for good past the permanent thresholds)."""
         ...
 
     async def auth_suspects(self, *, since: float) -> set[str]:
@@ -188,6 +192,18 @@ class Store(Protocol):
 
     def auth_version(self) -> int:
         """Changes whenever another process is known to have recorded a failure (else constant)."""
+        ...
+
+
+class Upkeep(Protocol):
+    """Liveness and maintenance of the store itself."""
+
+    async def ping(self) -> None:
+        """Raise StoreUnavailable unless the database answers right now."""
+        ...
+
+    async def maintain(self) -> None:
+        """Periodic upkeep (e.g. partitions for the months ahead)."""
         ...
 
     async def close(self) -> None:

@@ -1,0 +1,56 @@
+"""The interfaces between services and adapters (`typing.Protocol`), grouped by use case.
+
+`runtime` holds the send path's and the background work's ports, `operator` the operator's.
+`Store` is what one database provides in full: bootstrap wires it, and each service takes only
+the ports it needs.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from pombo.errors import UpstreamError, UpstreamRejected, UpstreamTimeout
+from pombo.ports.operator import Admin, ProvisionReport, Row
+from pombo.ports.runtime import (
+    AcceptSpec,
+    AuthCounters,
+    AuthPolicy,
+    Catalogs,
+    Clock,
+    Connection,
+    Deliveries,
+    MessageLog,
+    MessageRow,
+    Orphans,
+    Outbox,
+    SendLedger,
+    Upkeep,
+)
+
+
+class Store(Catalogs, SendLedger, Orphans, Deliveries, MessageLog, Outbox, AuthCounters, Upkeep, Admin, Protocol):
+    """Every port one database provides (SQLite, PostgreSQL, or the in-memory fake)."""
+
+
+__all__ = [
+    "AcceptSpec",
+    "Admin",
+    "AuthCounters",
+    "AuthPolicy",
+    "Catalogs",
+    "Clock",
+    "Connection",
+    "Deliveries",
+    "MessageLog",
+    "MessageRow",
+    "Orphans",
+    "Outbox",
+    "ProvisionReport",
+    "Row",
+    "SendLedger",
+    "Store",
+    "Upkeep",
+    "UpstreamError",
+    "UpstreamRejected",
+    "UpstreamTimeout",
+]
