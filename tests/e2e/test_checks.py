@@ -467,3 +467,16 @@ def test_refusals_write_no_log_row(pombo):
     r = pombo.status(T["velip"], ctid=ctid)
     expect(r, 0)
     assert r.json["messages"] == []
+
+
+def test_cuttext_keeps_one_segment_for_accented_and_extension_text(pombo):
+    """§13: cuttext=1 at the default 160 always gives one segment: an accented (UCS-2) body is
+    cut to its first 70 characters, a body of extension characters to 80 (two septets each)."""
+    d = pombo.dest()
+    body = "ação " * 40
+    expect(pombo.send(T["velip"], d, body, cuttext="1"), 0)
+    sent = pombo.wait_sent("kannel", "55" + d)
+    assert len(sent) == 1 and sent[0].query["text"] == body[:70] and sent[0].query["coding"] == "2"
+    d2 = pombo.dest()
+    expect(pombo.send(T["velip"], d2, "€" * 100, cuttext="1"), 0)
+    assert pombo.wait_sent("kannel", "55" + d2)[0].query["text"] == "€" * 80

@@ -142,12 +142,13 @@ def check_text(draft: Draft) -> Rejection | None:
 
 
 def check_length(draft: Draft) -> Rejection | None:
-    """238: longer than the customer's limit, unless cuttext asks to cut it."""
+    """238: longer than the customer's limit, unless cuttext asks to cut it (SPEC §13: then it
+    is also cut to the segments the limit's GSM-7 characters take, long or not)."""
     limit = draft.customer.max_length
-    if len(draft.body) > limit:
-        if not draft.request.cuttext:
-            return Rejection(codes.TEXT_TOO_LONG, codes.text_too_long(len(draft.body), limit))
+    if draft.request.cuttext:
         draft.body = text.cut(draft.body, limit)
+    elif len(draft.body) > limit:
+        return Rejection(codes.TEXT_TOO_LONG, codes.text_too_long(len(draft.body), limit))
     draft.encoding = text.encoding_of(draft.body)
     draft.segments = text.segments(draft.body)
     return None

@@ -65,9 +65,29 @@ def _parts(widths: list[int], *, single: int, part: int) -> int:
     return count
 
 
-def cut(text: str, limit: int) -> str:
-    """The first `limit` characters (code points) of the body."""
-    return text[: max(limit, 0)]
+def segment_budget(max_length: int) -> int:
+    """The parts that `max_length` GSM-7 characters take (one at 160: SPEC §13)."""
+    return _parts([1] * max(max_length, 0), single=GSM7_SINGLE, part=GSM7_PART)
+
+
+def cut(text: str, max_length: int) -> str:
+    """`cuttext` (SPEC §13): the longest prefix with at most `max_length` characters that also
+    fits in the parts `max_length` GSM-7 characters take, cutting whole characters only (an
+    extension character's ESC pair and an emoji's surrogate pair stay whole: both are one
+    code point here). With the default 160, the result always fits one segment."""
+    prefix = text[: max(max_length, 0)]
+    budget = segment_budget(max_length)
+    if segments(prefix) <= budget:
+        return prefix
+    # segments() never decreases as a prefix grows, so search for the longest that fits
+    low, high = 0, len(prefix)  # text[:low] fits; text[:high] does not
+    while high - low > 1:
+        middle = (low + high) // 2
+        if segments(prefix[:middle]) <= budget:
+            low = middle
+        else:
+            high = middle
+    return prefix[:low]
 
 
 def strip_accents(text: str) -> str:
