@@ -338,3 +338,18 @@ def test_adm_override_prices_with_connection_rows(pombo):
     assert b1 - b2 == Decimal("0.0100")
     assert Decimal(str(pombo.message(T["adm"], c1)["value"])) == Decimal("0.0200")
     assert Decimal(str(pombo.message(T["adm"], c2)["value"])) == Decimal("0.0100")
+
+
+def test_tww_is_charged_for_the_ascii_it_sends(pombo):
+    """§13: TWW sends printable ASCII, so a 100-character accented body goes as one GSM-7
+    segment: the log's text, encoding and segments, and the charge, describe that."""
+    d = pombo.dest()
+    body = ("Ação já é possível " * 6)[:100]
+    before, _ = pombo.balance(T["tww"])
+    cdls = expect(pombo.send(T["tww"], d, body), 0)["cdls_id"]
+    sent = _only(pombo, "tww", "55" + d).form["Mensagem"]
+    assert sent == ("Acao ja e possivel " * 6)[:100]
+    m = pombo.message(T["tww"], cdls)
+    assert m["text"] == sent and m["encoding"] == "GSM-7" and int(m["segments"]) == 1
+    after, _ = pombo.balance(T["tww"])
+    assert before - after == Decimal(str(m["value"])) > 0

@@ -22,7 +22,7 @@ from __future__ import annotations
 import unicodedata
 from functools import lru_cache
 
-from pombo.domain.text import GSM7, GSM7_BASIC, GSM7_EXTENSION, encoding_of
+from pombo.domain.text import GSM7, GSM7_BASIC, GSM7_EXTENSION, encoding_of, to_ascii
 
 KEEP = "keep"
 FOLD = "fold"
@@ -83,3 +83,17 @@ def fold_body(text: str) -> str:
 def as_sent(text: str, mode: str) -> str:
     """The body after the customer's `accents` setting (`keep` or `fold`)."""
     return fold_body(text) if mode == FOLD else text
+
+
+# Connection kinds whose provider takes printable ASCII only: what they send is the body with
+# accents removed, so that is what is counted and charged (SPEC §13: TWW is counted as GSM-7).
+ASCII_KINDS = frozenset({"tww"})
+
+
+def outbound_text(body: str, *, kind: str, accents: str) -> str:
+    """What a connection of this kind will actually send for this body and accents setting.
+
+    The one place that decides it: the log's text, encoding and segments, and the debit, are
+    computed on this, before the accept transaction (SPEC §13)."""
+    body = as_sent(body, accents)
+    return to_ascii(body) if kind in ASCII_KINDS else body

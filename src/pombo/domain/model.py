@@ -64,6 +64,7 @@ class Customer:
     aut_send: bool = True
     aut_camp: bool = True
     callback: CallbackConfig | None = None
+    accents: str = "keep"  # keep | fold (SPEC §13)
 
 
 @dataclass(frozen=True, slots=True)

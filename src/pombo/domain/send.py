@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from pombo.domain import codes, numbers, text
+from pombo.domain import accents, codes, numbers, text
 from pombo.domain.catalog import Catalog
 from pombo.domain.codes import Rejection
 from pombo.domain.ints import uint
@@ -145,6 +145,8 @@ def check_length(draft: Draft) -> Rejection | None:
     """238: longer than the customer's limit, unless cuttext asks to cut it (SPEC §13: then it
     is also cut to the segments the limit's GSM-7 characters take, long or not)."""
     limit = draft.customer.max_length
+    kind = draft.connection.kind if draft.connection is not None else ""
+    draft.body = accents.outbound_text(draft.body, kind=kind, accents=draft.customer.accents)
     if draft.request.cuttext:
         draft.body = text.cut(draft.body, limit)
     elif len(draft.body) > limit:
