@@ -467,6 +467,7 @@ class CustomerSpec(_Spec):
     aut_send: bool = True
     aut_camp: bool = True
     callback: CallbackSpec | None = None
+    accents: Literal["keep", "fold"] = "keep"  # SPEC §13
 
     def to_customer(self) -> Customer:
         """The domain record (money and lists are stored apart)."""
@@ -486,6 +487,7 @@ class CustomerSpec(_Spec):
             aut_send=self.aut_send,
             aut_camp=self.aut_camp,
             callback=self.callback.to_config() if self.callback else None,
+            accents=self.accents,
         )
 
 
