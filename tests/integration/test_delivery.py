@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -214,6 +215,8 @@ async def test_callbacks_survive_failures_in_order(database_url: str, upstream: 
     states = [(e["status_code"], e["delivery"]) for e in hook.got]
     assert states == [("0", "pending"), ("0", "sent"), ("0", "delivered")]
     assert len({e["event_id"] for e in hook.got}) == 3
+    # the first event comes from PostgreSQL's pombo_write, the others from the store: one shape
+    assert all(re.fullmatch(r"[0-9a-f]{32}", e["event_id"]) for e in hook.got)
     assert all(e["cdls_id"] == str(sent.cdls_id) for e in hook.got)
     assert hook.auth[0].startswith("Basic ")
 

@@ -1,4 +1,4 @@
-"""The store on PostgreSQL: asyncpg, one `pombo_write` call per flush (see migrations/pg_functions.py)."""
+"""The store on PostgreSQL: asyncpg, one `pombo_write` call per flush (its SQL: migrations/versions/)."""
 
 from __future__ import annotations
 

@@ -250,7 +250,8 @@ def downgrade() -> None:
     op.drop_index("ix_messages_customer_corr", table_name="messages")
     op.drop_index("ix_messages_customer_created", table_name="messages")
     op.drop_table("messages")
-    op.execute("DROP SEQUENCE IF EXISTS messages_id_seq")
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute("DROP SEQUENCE IF EXISTS messages_id_seq")
     op.drop_index("ix_ledger_message", table_name="ledger")
     op.drop_index("ix_ledger_customer", table_name="ledger")
     op.drop_table("ledger")
