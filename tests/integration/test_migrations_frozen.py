@@ -167,8 +167,8 @@ def schema(url: str) -> dict[str, Any]:
 
 def test_the_chain_is_one_line() -> None:
     script = ScriptDirectory.from_config(migrate.alembic_config())
-    assert script.get_heads() == ["0007_event_ids_hex"]
-    assert revisions() == [
+    assert script.get_heads() == [revisions()[-1]]
+    assert revisions()[:8] == [
         "0001", "0002", "0003_delivery", "0003_console", "0004_pg_write", "0005_pg_write_durable",
         "0006_partial_indexes", "0007_event_ids_hex",
     ]
@@ -182,7 +182,7 @@ def test_fresh_and_upgraded_step_by_step_are_the_same(two_empty: tuple[str, str]
         if revision == "0002":  # the first revision every engine can store a message at
             some_rows(stepped)
     a, b = schema(fresh), schema(stepped)
-    assert a["version"] == [("0007_event_ids_hex",)]
+    assert a["version"] == [(revisions()[-1],)]
     if "functions" in a:
         assert [f[0] for f in a["functions"]] == [
             "pombo_accept(jsonb)", "pombo_ensure_partitions(integer)", "pombo_write(jsonb,jsonb,boolean)"

@@ -83,6 +83,7 @@ customers = Table(
     # where state changes of this customer's messages are pushed (JSON: url, method, format,
     # username, password, headers); NULL = no callbacks
     Column("callback", Text, nullable=True),
+    Column("accents", String(8), nullable=False, server_default="keep"),  # keep | fold (SPEC §13)
 )
 
 users = Table(
