@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from pombo.adapters.memory import MemoryStore
+from pombo.domain import credentials
 from pombo.domain.delivery import StatusReport
 from pombo.domain.model import ConnectionConfig, OutboundSms, UpstreamAck
 from pombo.ports import AuthPolicy, UpstreamRejected, UpstreamTimeout
@@ -273,6 +274,14 @@ async def make_world(
 
 
 WorldMaker = Callable[..., Any]
+
+
+@pytest.fixture(autouse=True)
+def cheap_scrypt(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Hash provisioned passwords at scrypt N=2**10, not 2**14: each users' world hashes several
+    and the real cost (~30 ms each, more on a busy machine) would dominate these tests. The cost
+    is stored in the hash, so verifying follows it; the hashing code itself is unchanged."""
+    monkeypatch.setattr(credentials, "_SCRYPT_N", 2**10)
 
 
 @pytest.fixture
