@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from pombo.adapters.sql.store import new_event_id
+from pombo.domain.ids import new_event_id
 
 
 def test_ids_are_unique_32_hex_digits() -> None:

@@ -13,9 +13,10 @@ from sqlalchemy import create_engine, event
 
 from pombo.adapters.sql import queries as q
 from pombo.adapters.sql.executor import SqliteDatabase
-from pombo.adapters.sql.store import SettleItem, SqlStore, message_values, new_event_id
+from pombo.adapters.sql.store import SettleItem, SqlStore, message_values
 from pombo.domain import codes
 from pombo.domain.codes import Rejection
+from pombo.domain.ids import new_event_id
 from pombo.ports import AcceptSpec
 
 _SQLITE_PRAGMAS = (

@@ -7,10 +7,7 @@ migrations), so the database's latency is paid once per batch, not five times pe
 
 from __future__ import annotations
 
-import itertools
-import os
 import time
-import uuid
 from collections.abc import Sequence
 from typing import Any
 
@@ -23,6 +20,7 @@ from pombo.adapters.sql.executor import Database, Executor
 from pombo.domain import codes, delivery
 from pombo.domain.catalog import Catalog
 from pombo.domain.codes import Rejection
+from pombo.domain.ids import new_event_id
 from pombo.ports import AcceptSpec, AuthPolicy, MessageRow
 
 CLAIM_SECONDS = 60.0  # how long a reconciliation claim keeps other processes away
@@ -302,23 +300,6 @@ def message_values(spec: AcceptSpec) -> tuple[Any, ...]:
 def storable(text: str) -> str:
     """Text from outside (an upstream's answer, a report) as both engines can store it."""
     return text.replace("\x00", "\ufffd") if "\x00" in text else text
-
-
-# Callback event ids only need to be unique (receivers de-duplicate on them): a random prefix per
-# process and a counter. One is drawn for every outcome, with or without a callback URL, and
-# uuid4 (a getrandom call each) was 5% of the gateway's CPU in a profile of the send path.
-def _new_event_series() -> None:
-    global _event_prefix, _event_numbers
-    _event_prefix, _event_numbers = uuid.uuid4().hex[:16], itertools.count()
-
-
-_new_event_series()
-os.register_at_fork(after_in_child=_new_event_series)  # a forked worker draws its own prefix
-
-
-def new_event_id() -> str:
-    """A 32-hex-digit id no other event of any process has."""
-    return f"{_event_prefix}{next(_event_numbers):016x}"
 
 
 async def enqueue(tx: Executor, message_id: int, now: float) -> None:

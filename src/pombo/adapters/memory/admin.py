@@ -1,0 +1,186 @@
+"""The operator's port in memory: provisioning with the SQL stores' upsert rules, money, tokens,
+connections, the log's upkeep and the brute-force state (SPEC §8, §9)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pombo.adapters.memory.tables import Account, Row, StoredToken, Tables, json_copy
+from pombo.domain import codes, credentials
+from pombo.domain.model import Token, User
+from pombo.domain.plan_checks import parents_first, reference_errors, routing_warnings
+from pombo.domain.provisioning import ConnectionSpec, CustomerSpec, Provisioning, UserSpec
+from pombo.errors import NotFound
+from pombo.ports import ProvisionReport
+
+
+class Operator:
+    """The Admin port over the tables; each change is whole or nothing, like a transaction."""
+
+    t: Tables
+
+    async def provision(self, plan: Provisioning, *, now: float) -> ProvisionReport:
+        """Check the plan's references against what is stored, then apply it whole, or nothing."""
+        errors = reference_errors(plan, self.t.accounts)
+        if errors:
+            return ProvisionReport(errors=errors)
+        stored = {name: c.enabled for name, c in self.t.connections.items()}
+        warnings = [*plan.warnings, *routing_warnings(plan, stored)]
+        return ProvisionReport(warnings=warnings, counts=self._apply(plan, now=float(now)))
+
+    def _apply(self, plan: Provisioning, *, now: float) -> dict[str, int]:
+        t = self.t
+        counts = {"connections": 0, "costs": 0, "customers": 0, "tariffs": 0, "tokens": 0, "users": 0}
+        for spec in plan.connections:
+            self._put_connection(spec)
+            counts["connections"] += 1
+        for cost in plan.costs:
+            t.costs[(cost.connection, cost.prefix)] = cost.cost
+            counts["costs"] += 1
+        if plan.text_filter is not None:
+            t.text_filter = list(plan.text_filter)
+        for customer in parents_first(plan):
+            self._put_customer(customer, now=now, counts=counts)
+        for tariff in plan.tariffs:
+            t.tariffs[(tariff.customer, tariff.prefix, tariff.connection or "")] = tariff.value
+            counts["tariffs"] += 1
+        t.bump_version()
+        return counts
+
+    def _put_connection(self, spec: ConnectionSpec) -> None:
+        existing = self.t.connections.get(spec.name)
+        secret = spec.dlr_secret or (existing.dlr_secret if existing else None) or credentials.new_secret()
+        config = spec.to_config(dlr_secret=secret)
+        self.t.connections[spec.name] = config
+        self.t.set_connection(spec.name, options=json_copy(config.options))
+
+    def _put_customer(self, spec: CustomerSpec, *, now: float, counts: dict[str, int]) -> None:
+        t = self.t
+        account = t.accounts.get(spec.id)
+        if account is None:
+            t.accounts[spec.id] = account = Account(spec.to_customer())
+            if spec.balance:  # the opening balance is a ledger row like any other change
+                t.add_ledger(spec.id, spec.balance, "opening", note="provisioning", now=now)
+        account.customer, account.credit_limit = spec.to_customer(), spec.credit_limit
+        counts["customers"] += 1
+        known = {s.token.token_hash for s in t.tokens.values()}
+        for token in spec.tokens:
+            token_hash = credentials.hash_token(token)
+            if token_hash not in known:
+                known.add(token_hash)
+                self._add_token(spec.id, None, token_hash, credentials.token_prefix(token), now)
+                counts["tokens"] += 1
+        for user in spec.users:
+            self._put_user(spec.id, user)
+            counts["users"] += 1
+        if "blocklist" in spec.model_fields_set:
+            t.blocklists[spec.id] = set(spec.blocklist)
+        if "models" in spec.model_fields_set:
+            t.models[spec.id] = list(spec.models)
+
+    def _put_user(self, customer_id: int, spec: UserSpec) -> None:
+        existing = self.t.users.get(spec.username)
+        if existing is not None and credentials.verify_password(spec.password, existing.password_hash):
+            password_hash = existing.password_hash
+        else:
+            password_hash = credentials.hash_password(spec.password)
+        user_id = existing.id if existing is not None else self.t.next_id("users")
+        self.t.users[spec.username] = User(user_id, customer_id, spec.username, password_hash,
+                                           send=spec.send, app=spec.app, camp=spec.camp, active=spec.active)
+
+    def _add_token(self, customer_id: int, user_id: int | None, token_hash: str, prefix: str, now: float) -> None:
+        token_id = self.t.next_id("tokens")
+        self.t.tokens[token_id] = StoredToken(Token(token_id, customer_id, user_id, token_hash, prefix), now)
+
+    # ------------------------------------------------------------ money and credentials
+
+    async def credit_add(self, *, customer_id: int, amount: int, note: str | None, now: float) -> int:
+        """Top up (negative: debit) a customer with a ledger row; the new balance. NotFound."""
+        if customer_id not in self.t.accounts:
+            raise NotFound(f"customer {customer_id} does not exist")
+        self.t.add_ledger(customer_id, amount, "topup", note=note, now=float(now))
+        return self.t.accounts[customer_id].balance
+
+    async def issue_token(self, *, customer_id: int, user_id: int | None, now: float) -> str:
+        """A new random token (only its hash is kept); NotFound for an unknown customer."""
+        if customer_id not in self.t.accounts:
+            raise NotFound(f"customer {customer_id} does not exist")
+        token = credentials.new_token()
+        self._add_token(customer_id, user_id, credentials.hash_token(token), credentials.token_prefix(token),
+                        float(now))
+        self.t.bump_version()
+        return token
+
+    async def revoke_token(self, *, token_or_prefix: str, now: float) -> int:
+        """Revoke a token given whole or by its 10-character prefix; how many were revoked."""
+        if len(token_or_prefix) > credentials.TOKEN_PREFIX_LEN:
+            token_hash = credentials.hash_token(token_or_prefix)
+            live = [s for s in self.t.tokens.values() if s.token.token_hash == token_hash and s.revoked_at is None]
+        else:
+            live = [s for s in self.t.tokens.values() if s.token.prefix == token_or_prefix and s.revoked_at is None]
+        for stored in live:
+            stored.revoked_at = float(now)
+        self.t.bump_version()
+        return len(live)
+
+    async def revoke_customer_token(self, *, customer_id: int, token_id: int, now: float) -> str | None:
+        """Revoke one token of this customer by its id; its prefix, or None when not live."""
+        stored = self.t.tokens.get(token_id)
+        if stored is None or stored.token.customer_id != customer_id or stored.revoked_at is not None:
+            return None
+        stored.revoked_at = float(now)
+        self.t.bump_version()
+        return stored.token.prefix
+
+    async def set_connection_enabled(self, *, name: str, enabled: bool) -> bool:
+        """Enable or disable a connection; False when it does not exist."""
+        if name not in self.t.connections:
+            return False
+        self.t.set_connection(name, enabled=enabled)
+        self.t.bump_version()
+        return True
+
+    # ------------------------------------------------------------ the log and the brute-force state
+
+    async def prune_log(self, *, before: float, now: float) -> dict[str, int]:
+        """Delete settled messages created before `before` (never one still waiting) and their
+        reports; ledger rows stay (the ledger is append-only)."""
+        t = self.t
+        old = [m for m in t.messages.values() if m["created_at"] < before]
+        gone = {m["id"] for m in old if m["status_code"] != codes.WR}
+        kept_reports = [r for r in t.reports if r["message_id"] not in gone]
+        deleted_reports = len(t.reports) - len(kept_reports)
+        t.reports = kept_reports
+        for message_id in gone:
+            del t.messages[message_id]
+        return {"partitions_dropped": 0, "messages_deleted": len(gone), "reports_deleted": deleted_reports,
+                "waiting_kept": len(old) - len(gone)}
+
+    async def ip_report(self, *, since: float) -> list[Row]:
+        """Blocked IPs and IPs with failures since `since`, with their counts."""
+        counts: dict[str, int] = {}
+        for f in self.t.auth_failures:
+            if f["created_at"] >= since:
+                counts[f["ip"]] = counts.get(f["ip"], 0) + 1
+        out: list[Row] = []
+        for ip in sorted(set(self.t.ip_blocks) | set(counts)):
+            block: dict[str, Any] | None = self.t.ip_blocks.get(ip)
+            out.append({"ip": ip, "blocked": block is not None, "reason": block["reason"] if block else "",
+                        "blocked_at": block["created_at"] if block else None, "recent_failures": counts.get(ip, 0)})
+        return out
+
+    async def unblock_ip(self, *, ip: str) -> int:
+        """Lift an IP's permanent block and forget its failures; how many rows went."""
+        t = self.t
+        removed = 1 if t.ip_blocks.pop(ip, None) is not None else 0
+        kept = [f for f in t.auth_failures if f["ip"] != ip]
+        removed += len(t.auth_failures) - len(kept)
+        t.auth_failures = kept
+        return removed
+
+    async def ledger_sums(self) -> list[tuple[int, int, int]]:
+        """(customer_id, balance, sum of its ledger rows) for every customer: equal when sound."""
+        sums: dict[int, int] = {}
+        for row in self.t.ledger:
+            sums[row["customer_id"]] = sums.get(row["customer_id"], 0) + row["amount"]
+        return [(cid, a.balance, sums.get(cid, 0)) for cid, a in sorted(self.t.accounts.items())]

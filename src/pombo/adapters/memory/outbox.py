@@ -1,0 +1,46 @@
+"""Callback events in memory: handed out in order per message, under a lease, retried or done."""
+
+from __future__ import annotations
+
+from pombo.adapters.memory.tables import Row, Tables, callback_row, message_row
+from pombo.ports import MessageRow
+
+
+class CallbackOutbox:
+    """The Outbox port over the tables (the events are written by the state changes themselves)."""
+
+    t: Tables
+
+    async def due_callbacks(self, *, now: float, lease: float, limit: int) -> list[MessageRow]:
+        """Claim the callback events due now (the oldest pending one of each message only), each
+        with its message row under "message"."""
+        pending_before: set[int] = set()  # messages with an older pending event
+        due: list[Row] = []
+        for event in self.t.callbacks.values():
+            if event["state"] != "pending":
+                continue
+            first = event["message_id"] not in pending_before
+            pending_before.add(event["message_id"])
+            if first and event["next_at"] <= now and (event["lease_until"] is None or event["lease_until"] < now):
+                due.append(event)
+        out = []
+        for event in due[: max(limit, 0)]:
+            event["lease_until"] = float(now + lease)
+            message = self.t.messages.get(event["message_id"])
+            if message is not None:
+                out.append({**callback_row(event), "message": message_row(message)})
+        return out
+
+    async def callback_done(self, *, event_id: int, now: float) -> None:
+        """The customer's endpoint took the event."""
+        event = self.t.callbacks.get(event_id)
+        if event is not None:
+            event.update(state="done", attempts=event["attempts"] + 1, lease_until=None, updated_at=float(now))
+
+    async def callback_retry(self, *, event_id: int, error: str, next_at: float | None, now: float) -> None:
+        """Try the event again at `next_at`, or give up when None."""
+        event = self.t.callbacks.get(event_id)
+        if event is not None:
+            event.update(state="pending" if next_at is not None else "failed", attempts=event["attempts"] + 1,
+                         next_at=float(next_at or now), lease_until=None, last_error=error[:500],
+                         updated_at=float(now))
