@@ -86,7 +86,8 @@ def _serve(settings: Settings, *, host: str, port: int, workers: int) -> None:
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
 def load(file: Path) -> None:
     """Create or update connections, customers, tariffs... from a YAML or JSON file."""
-    from pombo.services.provisioning import ProvisioningError, parse_file
+    from pombo.domain.provisioning import ProvisioningError
+    from pombo.services.provisioning import parse_file
 
     try:
         prov = parse_file(file)

@@ -141,7 +141,7 @@ def _partitions(conn: Connection) -> list[tuple[str, float | None]]:
 def ip_report(conn: Connection, *, since: float) -> list[Row]:
     """Blocked IPs, and IPs with failures since `since`, with their counts."""
     blocked = {r.ip: r for r in conn.execute(select(t.ip_blocks))}
-    counts = dict(
+    counts: dict[str, int] = dict(
         conn.execute(
             select(t.auth_failures.c.ip, func.count())
             .where(t.auth_failures.c.created_at >= since)

@@ -15,7 +15,7 @@ from pombo.ports import MessageFilter, Row
 def customer_summaries(conn: Connection) -> list[Row]:
     """Every customer by id, with its count of live tokens."""
     c = t.customers.c
-    tokens = dict(
+    tokens: dict[int, int] = dict(
         conn.execute(
             select(t.tokens.c.customer_id, func.count())
             .where(t.tokens.c.revoked_at.is_(None))
@@ -130,7 +130,7 @@ def message_story(conn: Connection, *, message_id: int) -> Row | None:
 def connections(conn: Connection) -> list[Row]:
     """Every connection by name (no credentials but its URL) with how many customers route to it."""
     c = t.connections.c
-    routed = dict(conn.execute(
+    routed: dict[str, int] = dict(conn.execute(
         select(t.customers.c.sms_provider, func.count())
         .where(t.customers.c.sms.is_(True), t.customers.c.active.is_(True))
         .group_by(t.customers.c.sms_provider)
