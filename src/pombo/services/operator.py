@@ -15,10 +15,8 @@ from pombo.domain import codes, credentials
 from pombo.domain.provisioning import Provisioning
 from pombo.ports import (
     AuthPolicy,
-    Clock,
     MessageFilter,
     OperatorAccount,
-    OperatorStore,
     ProvisionReport,
     Row,
 )
@@ -57,10 +55,8 @@ def _dummy_hash() -> str:
 
 
 class Operator(OperatorViews):
-    """The operator's changes (and, from OperatorViews, what it reads)."""
-
-    def __init__(self, *, store: OperatorStore, clock: Clock) -> None:
-        super().__init__(store=store, clock=clock)
+    """The operator's changes (and, from OperatorViews, what it reads); built with store= and
+    clock=."""
 
     # ------------------------------------------------------------ provisioning and money
 
