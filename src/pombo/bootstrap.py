@@ -8,13 +8,14 @@ import gc
 import logging
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
 
 from pombo.adapters.connections import build_connection
-from pombo.adapters.sql import admin
+from pombo.adapters.sql import migrate
 from pombo.adapters.sql.store import open_store
 from pombo.api import metrics
 from pombo.config import Settings
@@ -25,6 +26,7 @@ from pombo.services.callbacks import CallbackSender
 from pombo.services.dispatch import Dispatcher
 from pombo.services.dlr import DeliveryReports
 from pombo.services.make_sms import MakeSms
+from pombo.services.operator import Operator
 from pombo.services.reconcile import Reconciler, every
 from pombo.services.status import Status
 
@@ -69,6 +71,7 @@ class Services:
     accounts: Accounts
     status: Status
     dlr: DeliveryReports
+    operator: Operator
     reconciler: Reconciler | None = None
     callbacks: CallbackSender | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
@@ -102,12 +105,10 @@ async def build_services(settings: Settings, *, clock: Clock | None = None, stor
         on_outcome=metrics.upstream_outcome,
     )
 
+    operator = Operator(store=store, clock=clock)
+
     async def issue(customer_id: int, user_id: int | None) -> str:
-        engine = store.engine  # type: ignore[attr-defined]
-        with engine.begin() as conn:
-            token = admin.issue_token(conn, customer_id=customer_id, user_id=user_id)
-        store.invalidate()  # type: ignore[attr-defined]
-        return token
+        return await operator.issue_token(customer_id=customer_id, user_id=user_id)
 
     services = Services(
         settings=settings,
@@ -124,6 +125,7 @@ async def build_services(settings: Settings, *, clock: Clock | None = None, stor
         accounts=Accounts(store=store, authenticator=authenticator, token_issuer=issue),
         status=Status(store=store, authenticator=authenticator, tz=settings.tz),
         dlr=DeliveryReports(store=store, clock=clock, on_report=metrics.delivery_report),
+        operator=operator,
     )
     reconciler = Reconciler(
         store=store,
@@ -156,3 +158,14 @@ async def build_services(settings: Settings, *, clock: Clock | None = None, stor
     # unchanged at 97 MB)
     gc.set_threshold(10_000, 50, 100)
     return services
+
+
+def upgrade_database(database_url: str) -> None:
+    """Apply the schema migrations (before any worker starts)."""
+    migrate.upgrade(database_url)
+
+
+async def open_operator(settings: Settings) -> tuple[Operator, Callable[[], Awaitable[None]]]:
+    """The operator service on the configured database (migrated), and how to close it."""
+    store = await open_store(settings.database_url, durable=settings.pg_synchronous_commit)
+    return Operator(store=store, clock=SystemClock()), store.close

@@ -1,18 +1,24 @@
-"""The `pombo` command. It calls services and the store's operator functions only."""
+"""The `pombo` command. It calls services only (through bootstrap, which wires them)."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from pombo.config import Settings, load_settings
 from pombo.domain import money
 
+if TYPE_CHECKING:
+    from pombo.services.operator import Operator
+
 DEMO_PORT = 8000
+T = TypeVar("T")
 
 
 def _settings() -> Settings:
@@ -22,13 +28,18 @@ def _settings() -> Settings:
         raise click.ClickException(f"bad settings: {exc}") from exc
 
 
-def _engine(settings: Settings) -> Any:
-    from sqlalchemy import create_engine
+def _operate(settings: Settings, work: Callable[[Operator], Awaitable[T]]) -> T:
+    """work(operator) on the configured database (migrated first), closed afterwards."""
+    from pombo import bootstrap
 
-    from pombo.adapters.sql import migrate
+    async def run() -> T:
+        operator, close = await bootstrap.open_operator(settings)
+        try:
+            return await work(operator)
+        finally:
+            await close()
 
-    migrate.upgrade(settings.database_url)
-    return create_engine(migrate.sqlalchemy_url(settings.database_url))
+    return asyncio.run(run())
 
 
 @click.group()
@@ -48,10 +59,10 @@ def serve(host: str, port: int, workers: int) -> None:
 def _serve(settings: Settings, *, host: str, port: int, workers: int) -> None:
     import uvicorn
 
-    from pombo.adapters.sql import migrate
     from pombo.api.app import create_app
+    from pombo.bootstrap import upgrade_database
 
-    migrate.upgrade(settings.database_url)  # once, before any worker starts
+    upgrade_database(settings.database_url)  # once, before any worker starts
     public_url = settings.public_url or f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
     options: dict[str, Any] = {
         "host": host,
@@ -75,8 +86,8 @@ def _serve(settings: Settings, *, host: str, port: int, workers: int) -> None:
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
 def load(file: Path) -> None:
     """Create or update connections, customers, tariffs... from a YAML or JSON file."""
-    from pombo.adapters.sql import admin
-    from pombo.services.provisioning import ProvisioningError, parse_file
+    from pombo.domain.provisioning import ProvisioningError
+    from pombo.services.provisioning import parse_file
 
     try:
         prov = parse_file(file)
@@ -84,17 +95,14 @@ def load(file: Path) -> None:
         for line in exc.errors:
             click.echo(f"error: {line}", err=True)
         raise SystemExit(1) from exc
-    engine = _engine(_settings())
-    with engine.begin() as conn:
-        errors = admin.check_references(conn, prov)
-        if errors:
-            for line in errors:
-                click.echo(f"error: {line}", err=True)
-            raise SystemExit(1)
-        for line in [*prov.warnings, *admin.connection_warnings(conn, prov)]:
-            click.echo(f"warning: {line}", err=True)
-        counts = admin.apply_provisioning(conn, prov)
-    click.echo("loaded " + ", ".join(f"{n} {k}" for k, n in counts.items()))
+    report = _operate(_settings(), lambda operator: operator.provision(plan=prov))
+    for line in report.errors:
+        click.echo(f"error: {line}", err=True)
+    if report.errors:
+        raise SystemExit(1)
+    for line in report.warnings:
+        click.echo(f"warning: {line}", err=True)
+    click.echo("loaded " + ", ".join(f"{n} {k}" for k, n in report.counts.items()))
 
 
 @main.group()
@@ -108,17 +116,15 @@ def credit() -> None:
 @click.option("--note", default=None, help="Why (kept in the ledger).")
 def credit_add(customer: int, amount: str, note: str | None) -> None:
     """Add AMOUNT (e.g. 50.00; negative to debit) to CUSTOMER's balance."""
-    from pombo.adapters.sql import admin
+    from pombo.errors import NotFound
 
     try:
         units = money.parse(amount)
     except money.MoneyError as exc:
         raise click.BadParameter(str(exc), param_hint="AMOUNT") from exc
-    engine = _engine(_settings())
     try:
-        with engine.begin() as conn:
-            balance = admin.credit_add(conn, customer_id=customer, amount=units, note=note)
-    except admin.NotFound as exc:
+        balance = _operate(_settings(), lambda op: op.credit_add(customer_id=customer, amount=units, note=note))
+    except NotFound as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(f"customer {customer}: balance {money.fmt(balance)}")
 
@@ -132,13 +138,11 @@ def token() -> None:
 @click.argument("customer", type=int)
 def token_issue(customer: int) -> None:
     """Issue a new token for CUSTOMER and print it (it is stored only as a hash)."""
-    from pombo.adapters.sql import admin
+    from pombo.errors import NotFound
 
-    engine = _engine(_settings())
     try:
-        with engine.begin() as conn:
-            new = admin.issue_token(conn, customer_id=customer)
-    except admin.NotFound as exc:
+        new = _operate(_settings(), lambda op: op.issue_token(customer_id=customer))
+    except NotFound as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(new)
 
@@ -147,11 +151,7 @@ def token_issue(customer: int) -> None:
 @click.argument("token_or_prefix")
 def token_revoke(token_or_prefix: str) -> None:
     """Revoke a token, given whole or by its first 10 characters."""
-    from pombo.adapters.sql import admin
-
-    engine = _engine(_settings())
-    with engine.begin() as conn:
-        n = admin.revoke_token(conn, token_or_prefix=token_or_prefix)
+    n = _operate(_settings(), lambda op: op.revoke_token(token_or_prefix=token_or_prefix))
     click.echo(f"revoked {n} token(s)")
     if n == 0:
         raise SystemExit(1)
@@ -169,25 +169,15 @@ def token_revoke(token_or_prefix: str) -> None:
 @click.option("--json", "as_json", is_flag=True, help="One JSON object a line.")
 def messages(as_json: bool, limit: int, **filters: Any) -> None:
     """The message log, newest first."""
-    import asyncio
-
     import orjson
 
-    from pombo.adapters.sql.store import open_store
+    from pombo.services.operator import MessageFilter
     from pombo.services.status import render
 
     settings = _settings()
-    columns = {"customer": "customer_id", "message_id": "id"}
-    wanted = {columns.get(k, k): v for k, v in filters.items() if v is not None}
-
-    async def search() -> list[dict[str, Any]]:
-        store = await open_store(settings.database_url)
-        try:
-            return await store.search_messages(filters=wanted, limit=limit)
-        finally:
-            await store.close()
-
-    rows = asyncio.run(search())
+    dest = filters.pop("dest")
+    where = MessageFilter(dest=(dest,) if dest is not None else (), customer_id=filters.pop("customer"), **filters)
+    rows = _operate(settings, lambda op: op.search_messages(where=where, limit=limit))
     if as_json:
         for row in rows:
             click.echo(orjson.dumps({**render(row, settings.tz), "customer_id": row["customer_id"]}).decode())
@@ -212,11 +202,8 @@ def ip_list(minutes: int) -> None:
     """Blocked IPs (permanent, code 199) and IPs with recent failed attempts."""
     import time
 
-    from pombo.adapters.sql import admin
-
-    engine = _engine(_settings())
-    with engine.connect() as conn:
-        rows = admin.ip_report(conn, since=time.time() - minutes * 60)
+    since = time.time() - minutes * 60
+    rows = _operate(_settings(), lambda op: op.ip_report(since=since))
     if not rows:
         click.echo("no blocked or failing addresses")
         return
@@ -229,11 +216,7 @@ def ip_list(minutes: int) -> None:
 @click.argument("address")
 def ip_unblock(address: str) -> None:
     """Lift a block (permanent or temporary): the address's failures are forgotten."""
-    from pombo.adapters.sql import admin
-
-    engine = _engine(_settings())
-    with engine.begin() as conn:
-        removed = admin.unblock_ip(conn, ip=address)
+    removed = _operate(_settings(), lambda op: op.unblock_ip(ip=address))
     click.echo(f"{address}: unblocked ({removed} record(s) removed)" if removed else f"{address}: nothing to unblock")
 
 
@@ -248,17 +231,13 @@ def log_prune(before: str) -> None:
     """Delete settled messages older than a date (never one still waiting for its outcome)."""
     from datetime import date, datetime
 
-    from pombo.adapters.sql import admin
-
     settings = _settings()
     try:
         day = date.fromisoformat(before)
     except ValueError as exc:
         raise click.BadParameter("use YYYY-MM-DD", param_hint="--before") from exc
     cutoff = datetime(day.year, day.month, day.day, tzinfo=settings.tz).timestamp()
-    engine = _engine(settings)
-    with engine.begin() as conn:
-        counts = admin.prune_log(conn, before=cutoff)
+    counts = _operate(settings, lambda op: op.prune_log(before=cutoff))
     click.echo(", ".join(f"{k.replace('_', ' ')}: {v}" for k, v in counts.items()))
 
 
@@ -270,10 +249,10 @@ def db() -> None:
 @db.command("upgrade")
 def db_upgrade() -> None:
     """Apply the schema migrations."""
-    from pombo.adapters.sql import migrate
+    from pombo.bootstrap import upgrade_database
 
     settings = _settings()
-    migrate.upgrade(settings.database_url)
+    upgrade_database(settings.database_url)
     click.echo("database is at the newest schema")
 
 
@@ -282,17 +261,14 @@ def db_upgrade() -> None:
 @click.option("--database", default="pombo-demo.db", show_default=True, help="SQLite file for the demo.")
 def demo(port: int, database: str) -> None:
     """A ready playground: embedded database, a demo customer and token, a simulated upstream."""
-    from pombo.adapters.sql import admin
-    from pombo.services.provisioning import parse_document
-
     url = f"sqlite:///{Path(database).resolve()}"
     settings = _settings().model_copy(update={"database_url": url})
-    prov = parse_document(DEMO_PROVISIONING, source="demo")
-    engine = _engine(settings)
-    with engine.begin() as conn:
-        admin.apply_provisioning(conn, prov)
-        new_token = admin.issue_token(conn, customer_id=DEMO_CUSTOMER)
-    engine.dispose()
+
+    async def set_up(operator: Operator) -> str:
+        await operator.load_document(data=DEMO_PROVISIONING, source="demo")
+        return await operator.issue_token(customer_id=DEMO_CUSTOMER)
+
+    new_token = _operate(settings, set_up)
     base = f"http://127.0.0.1:{port}"
     click.echo(
         f"""
@@ -338,13 +314,11 @@ def operator() -> None:
 @click.password_option(help="The operator's password (prompted for, twice, when not given).")
 def operator_add(username: str, password: str) -> None:
     """Create a console operator, or give an existing one a new password (ending its sessions)."""
-    from pombo.console import operators
+    from pombo.services.operator import OperatorError
 
-    engine = _engine(_settings())
     try:
-        with engine.begin() as conn:
-            created = operators.add_operator(conn, username=username, password=password)
-    except operators.OperatorError as exc:
+        created = _operate(_settings(), lambda op: op.add_operator(username=username, password=password))
+    except OperatorError as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(f"operator {username.strip()} {'added' if created else 'updated (new password)'}")
 

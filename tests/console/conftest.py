@@ -5,6 +5,7 @@ Connections are the built-in simulator (no network); `backup` fails destinations
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import itertools
 import re
@@ -15,8 +16,9 @@ from typing import Any
 import pytest
 from sqlalchemy import create_engine, text
 
+from pombo import bootstrap
 from pombo.adapters.sql import migrate
-from pombo.console import operators
+from pombo.config import Settings
 from tests import live_server
 from tests.conftest import _empty_pg as empty_pg
 from tests.integration.gateway import provision
@@ -59,9 +61,17 @@ def prepare_database(database_url: str) -> None:
     engine = create_engine(migrate.sqlalchemy_url(database_url))
     with engine.begin() as conn:
         conn.execute(text("DELETE FROM operators"))
-        for name in (OPERATOR, LOCKED_OPERATOR):
-            operators.add_operator(conn, username=name, password=PASSWORD)
     engine.dispose()
+    asyncio.run(_add_operators(database_url))
+
+
+async def _add_operators(database_url: str) -> None:
+    operator, close = await bootstrap.open_operator(Settings(database_url=database_url))
+    try:
+        for name in (OPERATOR, LOCKED_OPERATOR):
+            await operator.add_operator(username=name, password=PASSWORD)
+    finally:
+        await close()
 
 
 @dataclass

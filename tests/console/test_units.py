@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 from pathlib import Path
 
@@ -9,14 +10,18 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import create_engine, insert, select
 
-from pombo.adapters.sql import migrate
+from pombo import bootstrap
+from pombo.adapters.sql import migrate, stats
 from pombo.adapters.sql import schema as t
 from pombo.cli import main
-from pombo.console import i18n, operators, security, stats
+from pombo.config import Settings
+from pombo.console import i18n, security
 from pombo.console.actions import _next, parse_amount
-from pombo.console.reads import number_forms, safe_url
 from pombo.console.sampler import RejectionSampler
 from pombo.domain import money
+from pombo.domain.numbers import number_forms
+from pombo.services.operator import lock_name
+from pombo.services.operator_reads import safe_url
 
 SECRET = b"s" * 32
 TEMPLATES = Path(__file__).parents[2] / "src/pombo/console/templates"
@@ -43,8 +48,8 @@ def test_sessions_expire_and_bind_their_csrf_token() -> None:
 
 
 def test_lock_names_fit_the_column() -> None:
-    assert security.lock_name("ana") == "console:ana"
-    assert len(security.lock_name("x" * 64)) == 64
+    assert lock_name("ana") == "console:ana"
+    assert len(lock_name("x" * 64)) == 64
 
 
 def test_every_label_used_by_a_template_exists_in_both_languages() -> None:
@@ -158,9 +163,14 @@ def test_operator_add_command(tmp_path: Path) -> None:
     assert result.exit_code != 0 and "at least 8" in result.output
     result = runner.invoke(main, ["operator", "add", "has space", "--password", "long-enough"], env=env)
     assert result.exit_code != 0
-    engine = create_engine(env["POMBO_DATABASE_URL"])
-    with engine.connect() as conn:
-        assert operators.verify(conn, username="ana", password="another-one") is not None
-        assert operators.verify(conn, username="ana", password="long-enough") is None
-        assert operators.verify(conn, username="nobody", password="another-one") is None
-    engine.dispose()
+
+    async def verify(username: str, password: str) -> bool:
+        operator, close = await bootstrap.open_operator(Settings(database_url=env["POMBO_DATABASE_URL"]))
+        try:
+            return await operator.verify_operator(username=username, password=password) is not None
+        finally:
+            await close()
+
+    assert asyncio.run(verify("ana", "another-one"))
+    assert not asyncio.run(verify("ana", "long-enough"))
+    assert not asyncio.run(verify("nobody", "another-one"))

@@ -6,7 +6,8 @@ from typing import Any
 
 from sqlalchemy import create_engine
 
-from pombo.adapters.sql import admin, migrate
+from pombo.adapters.sql import migrate
+from pombo.adapters.sql.provision import apply_provisioning
 from pombo.adapters.sql.store import SqlStore, open_store
 from pombo.bootstrap import Services, build_services
 from pombo.config import Settings
@@ -48,7 +49,7 @@ def provision(database_url: str, doc: dict[str, Any]) -> None:
     migrate.upgrade(database_url)
     engine = create_engine(migrate.sqlalchemy_url(database_url))
     with engine.begin() as conn:
-        admin.apply_provisioning(conn, parse_document(doc))
+        apply_provisioning(conn, parse_document(doc))
     engine.dispose()
 
 

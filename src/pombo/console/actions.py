@@ -2,31 +2,29 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
-from typing import Any
 
 import structlog
 from starlette.requests import Request
 from starlette.responses import Response
 
-from pombo.adapters.sql import admin
-from pombo.console import operators, reads, security, writes
+from pombo.console import security
 from pombo.console.web import (
     ROOT,
     Refused,
     checked_form,
-    engine,
     flash,
+    operator_service,
     operator_view,
     page,
     public_view,
-    run,
     see_other,
     session_of,
     set_cookie,
 )
 from pombo.domain import money
+from pombo.errors import NotFound
+from pombo.services.operator import MAX_USERNAME
 
 log = structlog.get_logger("pombo.console")
 NOTE_MAX = 500
@@ -73,20 +71,21 @@ async def login(request: Request) -> Response:
         form = await checked_form(request, security.csrf_token(cs.secret, "login:" + nonce))
     except Refused:
         return _login_page(request, status=403, error_key="csrf_failed")
-    username = form.get("username", "").strip()[: operators.MAX_USERNAME]
+    username = form.get("username", "").strip()[:MAX_USERNAME]
     password = form.get("password", "")[:1024]
     target = form.get("next")
-    store, ip, now = request.app.state.services.store, _client_ip(request), time.time()
-    blocked = await security.login_block(store, ip=ip, username=username, now=now)
+    operator_svc, ip = operator_service(request), _client_ip(request)
+    blocked = await operator_svc.login_block(ip=ip, username=username)
     if blocked is not None:
         log.warning("console_login_blocked", ip=ip, username=username[:32], code=blocked)
         return _login_page(request, status=429, error_key=f"login_{blocked}", username=username, target=target)
-    operator = await run(request, operators.verify, username=username, password=password)
+    operator = await operator_svc.verify_operator(username=username, password=password)
     if operator is None:
-        await security.login_failed(store, ip=ip, username=username, now=now)
+        await operator_svc.login_failed(ip=ip, username=username)
         log.warning("console_login_failed", ip=ip, username=username[:32])
         return _login_page(request, status=401, error_key="login_failed", username=username, target=target)
-    cookie, _ = security.new_session(cs.secret, operator_id=operator.id, username=operator.username, now=now)
+    cookie, _ = security.new_session(cs.secret, operator_id=operator.id, username=operator.username,
+                                     now=time.time())
     response = see_other(_next(target))
     set_cookie(response, request, security.SESSION_COOKIE, cookie, max_age=int(security.SESSION_TTL))
     response.delete_cookie(security.LOGIN_COOKIE, path=ROOT)
@@ -97,21 +96,12 @@ async def login(request: Request) -> Response:
 @operator_view
 async def logout(request: Request) -> Response:
     session: security.Session = request.state.session
-    await _write(request, _end_sessions, operator_id=session.operator_id)
+    await operator_service(request).end_sessions(operator_id=session.operator_id)
     response = see_other(f"{ROOT}/login")
     response.delete_cookie(security.SESSION_COOKIE, path=ROOT)
     flash(response, request, "logged_out")
     log.info("console_logout", operator=session.username)
     return response
-
-
-def _end_sessions(eng: Any, *, operator_id: int) -> None:
-    with eng.begin() as conn:
-        operators.end_sessions(conn, operator_id=operator_id)
-
-
-async def _write(request: Request, fn: Any, /, **kwargs: Any) -> Any:
-    return await asyncio.to_thread(fn, engine(request), **kwargs)
 
 
 def parse_amount(raw: str) -> int:
@@ -137,16 +127,16 @@ async def top_up(request: Request) -> Response:
         error = "amount_invalid"
     if error is None and not note:
         error = "note_required"
-    customer = await run(request, reads.customer, customer_id=customer_id)
+    customer = await operator_service(request).customer(customer_id=customer_id)
     if customer is None:
         return page(request, "error.html", status=404, message_key="not_found")
     if error is not None:
         return page(request, "customer.html", status=400, c=customer, form_error=error, amount=amount, note=note)
     operator = request.state.session.username
     try:
-        balance = await _write(request, writes.top_up, customer_id=customer_id, amount=units, note=note,
-                               operator=operator)
-    except admin.NotFound:
+        balance = await operator_service(request).top_up(customer_id=customer_id, amount=units, note=note,
+                                                         operator=operator)
+    except NotFound:
         return page(request, "error.html", status=404, message_key="not_found")
     log.info("console_top_up", operator=operator, customer=customer_id, amount=money.fmt(units))
     response = see_other(f"{ROOT}/customers/{customer_id}#money")
@@ -157,10 +147,10 @@ async def top_up(request: Request) -> Response:
 @operator_view
 async def issue_token(request: Request) -> Response:
     customer_id: int = request.path_params["customer_id"]
-    customer = await run(request, reads.customer, customer_id=customer_id)
+    customer = await operator_service(request).customer(customer_id=customer_id)
     if customer is None:
         return page(request, "error.html", status=404, message_key="not_found")
-    token = await _write(request, writes.issue_token, customer_id=customer_id)
+    token = await operator_service(request).issue_token(customer_id=customer_id)
     log.info("console_token_issued", operator=request.state.session.username, customer=customer_id,
              prefix=token[:10])
     return page(request, "token_issued.html", c=customer, token=token)
@@ -169,8 +159,8 @@ async def issue_token(request: Request) -> Response:
 @operator_view
 async def revoke_token(request: Request) -> Response:
     customer_id: int = request.path_params["customer_id"]
-    prefix = await _write(request, writes.revoke_token, customer_id=customer_id,
-                          token_id=request.path_params["token_id"])
+    prefix = await operator_service(request).revoke_customer_token(customer_id=customer_id,
+                                                                   token_id=request.path_params["token_id"])
     if prefix is None:
         return page(request, "error.html", status=404, message_key="not_found")
     log.info("console_token_revoked", operator=request.state.session.username, customer=customer_id,
@@ -184,7 +174,7 @@ async def revoke_token(request: Request) -> Response:
 async def set_connection(request: Request) -> Response:
     name: str = request.path_params["name"]
     enabled = request.state.form.get("enabled") == "1"
-    if not await _write(request, writes.set_connection_enabled, name=name, enabled=enabled):
+    if not await operator_service(request).set_connection_enabled(name=name, enabled=enabled):
         return page(request, "error.html", status=404, message_key="not_found")
     log.info("console_connection", operator=request.state.session.username, connection=name, enabled=enabled)
     response = see_other(f"{ROOT}/connections")

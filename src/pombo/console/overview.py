@@ -7,35 +7,12 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Connection, func, select
-
-from pombo.adapters.sql import schema as t
-from pombo.console import stats
 from pombo.domain import codes, delivery
 
 MINUTES = 60
 TOP_CODES = 5
 STATES = (delivery.DELIVERED, delivery.SENT, delivery.PENDING, delivery.UNDELIVERED, delivery.EXPIRED,
           delivery.REJECTED, delivery.UNKNOWN)
-
-
-def numbers(conn: Connection, *, now: float) -> dict[str, Any]:
-    """Everything the overview reads from the database, in one transaction."""
-    recent = stats.first_id_since(conn, t.messages, now - 65)
-    last_minute = 0
-    if recent is not None:
-        m = t.messages.c
-        last_minute = int(conn.execute(
-            select(func.count()).where(m.id >= recent, m.created_at >= now - 60)
-        ).scalar_one())
-    return {
-        "sends": stats.sends_per_minute(conn, now=now),
-        "delivery": stats.delivery_by_connection(conn, now=now),
-        "latency": stats.latency_per_minute(conn, now=now),
-        "low": stats.low_balances(conn, now=now),
-        "waiting": stats.waiting_now(conn),
-        "last_minute": last_minute,
-    }
 
 
 def build(data: dict[str, Any], *, rejections: dict[int, dict[int, int]], now: float, tz: ZoneInfo,

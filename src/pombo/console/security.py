@@ -1,8 +1,9 @@
-"""Console sessions: HMAC-signed cookies, CSRF tokens bound to the session, login lockout.
+"""Console sessions: HMAC-signed cookies and CSRF tokens bound to the session.
 
-The signing secret lives in the `meta` table (made on first use), so every worker and every
-restart agrees on it. A session names its operator and when it was issued; it is void once
-expired or once the operator logged out (operators.sessions_after moved past it).
+The signing secret is stored (made on first use, services.operator.Operator.console_secret), so
+every worker and every restart agrees on it. A session names its operator and when it was
+issued; it is void once expired or once the operator logged out (its sessions_after moved past
+it). The login lockout is the operator service's (login_block, login_failed).
 """
 
 from __future__ import annotations
@@ -16,35 +17,9 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine, insert, select
-from sqlalchemy.exc import IntegrityError
-
-from pombo.adapters.sql import schema as t
-from pombo.domain import codes
-from pombo.ports import AuthPolicy, Store
-
-SECRET_KEY = "console_secret"
 SESSION_COOKIE = "pombo_console"
 LOGIN_COOKIE = "pombo_console_login"  # double-submit CSRF token of the login form
 SESSION_TTL = 8 * 3600.0
-LOCK_PREFIX = "console:"  # failures share auth_failures with the API, under names of their own
-POLICY = AuthPolicy()
-
-
-def load_secret(engine: Engine) -> bytes:
-    """The console's signing secret, created by whichever worker asks first."""
-    query = select(t.meta.c.value).where(t.meta.c.key == SECRET_KEY)
-    with engine.connect() as conn:
-        value = conn.execute(query).scalar()
-    if value is None:
-        try:
-            with engine.begin() as conn:
-                conn.execute(insert(t.meta).values(key=SECRET_KEY, value=secrets.token_urlsafe(48)))
-        except IntegrityError:
-            pass  # another worker made it first: use theirs
-        with engine.connect() as conn:
-            value = conn.execute(query).scalar_one()
-    return str(value).encode()
 
 
 def _b64(data: bytes) -> str:
@@ -125,23 +100,3 @@ def same_token(expected: str, given: str | None) -> bool:
 def new_nonce() -> str:
     """A random value for the login form's double-submit cookie."""
     return secrets.token_urlsafe(18)
-
-
-# ---------------------------------------------------------------- lockout, as the API's (SPEC §2)
-
-
-def lock_name(username: str) -> str:
-    """The name under which a console username's failures are counted."""
-    return (LOCK_PREFIX + username)[:64]
-
-
-async def login_block(store: Store, *, ip: str, username: str, now: float) -> int | None:
-    """199 (IP blocked), 131 (IP trials) or 132 (user trials) when login must be refused."""
-    return await store.auth_block(ip=ip, username=lock_name(username), policy=POLICY, now=now)
-
-
-async def login_failed(store: Store, *, ip: str, username: str, now: float) -> None:
-    """Count a wrong username or password."""
-    await store.record_auth_failure(
-        ip=ip, username=lock_name(username), code=codes.INVALID_USER_PASS, policy=POLICY, now=now
-    )

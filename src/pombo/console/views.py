@@ -10,10 +10,13 @@ from urllib.parse import urlencode
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from pombo.console import i18n, overview, reads, stats
-from pombo.console.web import operator_view, page, run
+from pombo.console import i18n, overview
+from pombo.console.web import operator_service, operator_view, page
 from pombo.domain import codes, delivery, money
 from pombo.domain.ints import uint
+from pombo.domain.numbers import number_forms
+from pombo.services.operator import MessageFilter
+from pombo.services.operator_reads import PAGE
 
 STATUS_CODES = (codes.OK, codes.WR, codes.PROVIDER_ERROR)
 CHECKS = (220, 230, 235, 238, 240, 260, 270, 244, 245, 255, 250)  # SPEC §4, in order
@@ -29,7 +32,7 @@ async def overview_data(request: Request) -> Response:
     now = time.time()
     sampler = request.state.console.sampler
     sampler.observe(now)
-    data = await run(request, overview.numbers, now=now)
+    data = await operator_service(request).overview_numbers(now=now)
     lang = request.state.lang
     body = overview.build(
         data, rejections=sampler.minutes, now=now, tz=request.app.state.services.settings.tz,
@@ -41,19 +44,19 @@ async def overview_data(request: Request) -> Response:
 @operator_view
 async def customers_page(request: Request) -> Response:
     query = request.query_params.get("q", "")[:100]
-    rows = await run(request, reads.customer_tree, query=query)
+    rows = await operator_service(request).customer_tree(query=query)
     return page(request, "customers.html", rows=rows, query=query)
 
 
 @operator_view
 async def customer_page(request: Request) -> Response:
-    customer = await run(request, reads.customer, customer_id=request.path_params["customer_id"])
+    customer = await operator_service(request).customer(customer_id=request.path_params["customer_id"])
     if customer is None:
         return page(request, "error.html", status=404, message_key="not_found")
     return page(request, "customer.html", c=customer, form_error=None, amount="", note="")
 
 
-def parse_filter(params: dict[str, str], tz: Any) -> tuple[reads.MessageFilter, list[str]]:
+def parse_filter(params: dict[str, str], tz: Any) -> tuple[MessageFilter, list[str]]:
     """The search form as a filter, and the names of the fields that could not be understood."""
     bad: list[str] = []
 
@@ -83,9 +86,10 @@ def parse_filter(params: dict[str, str], tz: Any) -> tuple[reads.MessageFilter, 
     state = params.get("delivery", "").strip() or None
     if state is not None and state not in delivery.STATES:
         bad.append("delivery")
-    found = reads.MessageFilter(
+    dest = params.get("dest", "").strip()
+    found = MessageFilter(
         customer_id=number("customer"),
-        dest=params.get("dest", "").strip() or None,
+        dest=tuple(number_forms(dest)) if dest else (),
         ctid=params.get("ctid", "").strip()[:64] or None,
         message_id=number("cdls_id"),
         start=day("date_from"),
@@ -102,11 +106,12 @@ def parse_filter(params: dict[str, str], tz: Any) -> tuple[reads.MessageFilter, 
 async def messages_page(request: Request) -> Response:
     params = {k: v[:100] for k, v in request.query_params.items()}
     found, bad = parse_filter(params, request.app.state.services.settings.tz)
-    rows = [] if bad else await run(request, reads.search_messages, f=found)
+    operator = operator_service(request)
+    rows = [] if bad else await operator.search_messages(where=found, limit=PAGE)
     older = None
-    if len(rows) == reads.PAGE:
+    if len(rows) == PAGE:
         older = "?" + _query(params, before=str(rows[-1]["id"]))
-    connections = [c["name"] for c in await run(request, reads.connections)]
+    connections = [c["name"] for c in await operator.connections()]
     return page(request, "messages.html", rows=rows, params=params, bad=bad, older=older,
                 states=sorted(delivery.STATES), status_codes=STATUS_CODES, connections=connections,
                 status_text=codes.TEXTS)
@@ -118,7 +123,7 @@ def _query(params: dict[str, str], **changes: str) -> str:
 
 @operator_view
 async def message_page(request: Request) -> Response:
-    msg = await run(request, reads.message_story, message_id=request.path_params["message_id"])
+    msg = await operator_service(request).message_story(message_id=request.path_params["message_id"])
     if msg is None:
         return page(request, "error.html", status=404, message_key="not_found")
     return page(request, "message.html", m=msg, events=_story(msg), checks=CHECKS, status_text=codes.TEXTS)
@@ -151,9 +156,10 @@ def _story(m: dict[str, Any]) -> list[tuple[float | None, str, dict[str, Any]]]:
 @operator_view
 async def connections_page(request: Request) -> Response:
     now = time.time()
-    conns = await run(request, reads.connections)
-    health = await run(request, stats.connection_health, now=now)
-    states = await run(request, stats.delivery_by_connection, now=now)
+    operator = operator_service(request)
+    conns = await operator.connections()
+    health = await operator.connection_health(now=now)
+    states = await operator.delivery_by_connection(now=now)
     for c in conns:
         h = health.get(c["name"], {"codes": {}})
         total = sum(h["codes"].values())

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import time
 from collections.abc import Awaitable, Callable
@@ -13,13 +12,13 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 import jinja2
-from sqlalchemy import Engine
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
-from pombo.console import i18n, operators, security
+from pombo.console import i18n, security
 from pombo.console.sampler import RejectionSampler
 from pombo.domain import money
+from pombo.services.operator import Operator
 
 ROOT = "/console"
 HERE = Path(__file__).parent
@@ -44,19 +43,9 @@ class ConsoleState:
     sampler: RejectionSampler
 
 
-def engine(request: Request) -> Engine:
-    """The store's synchronous SQLAlchemy engine (the console is a cold path)."""
-    return request.app.state.services.store.engine  # type: ignore[no-any-return]
-
-
-async def run(request: Request, fn: Callable[..., Any], /, **kwargs: Any) -> Any:
-    """fn(conn, **kwargs) in a read transaction, off the event loop."""
-
-    def work() -> Any:
-        with engine(request).connect() as conn:
-            return fn(conn, **kwargs)
-
-    return await asyncio.to_thread(work)
+def operator_service(request: Request) -> Operator:
+    """The operator service of this process (every console read and change goes through it)."""
+    return request.app.state.services.operator  # type: ignore[no-any-return]
 
 
 async def console_state(request: Request) -> ConsoleState:
@@ -64,7 +53,7 @@ async def console_state(request: Request) -> ConsoleState:
     app_state = request.app.state
     current: ConsoleState | None = getattr(app_state, "console", None)
     if current is None:
-        secret = await asyncio.to_thread(security.load_secret, engine(request))
+        secret = await operator_service(request).console_secret()
         current = getattr(app_state, "console", None)  # another request may have won meanwhile
         if current is None:
             current = ConsoleState(secret, _templates(), RejectionSampler())
@@ -163,7 +152,7 @@ async def session_of(request: Request, cs: ConsoleState) -> security.Session | N
     session = security.read_session(cs.secret, request.cookies.get(security.SESSION_COOKIE), now=time.time())
     if session is None:
         return None
-    operator = await run(request, operators.get, operator_id=session.operator_id)
+    operator = await operator_service(request).get_operator(operator_id=session.operator_id)
     if operator is None or session.issued_at < operator.sessions_after:
         return None
     return session

@@ -80,3 +80,10 @@ def _normalize_international(raw: str) -> str | None:
     if not all(c in _ASCII_DIGITS for c in number) or number.startswith("0"):
         return None
     return number
+
+
+def number_forms(raw: str) -> list[str]:
+    """The ways a number typed by an operator may be stored (normalised or as given)."""
+    forms = [n for n in (normalize(raw, setbrasil=True), normalize(raw, setbrasil=False)) if n]
+    digits = "".join(ch for ch in raw if ch.isdigit())
+    return list(dict.fromkeys([*forms, digits]))

@@ -10,7 +10,16 @@ from __future__ import annotations
 from typing import Protocol
 
 from pombo.errors import UpstreamError, UpstreamRejected, UpstreamTimeout
-from pombo.ports.operator import Admin, ProvisionReport, Row
+from pombo.ports.operator import (
+    Admin,
+    LogStats,
+    MessageFilter,
+    OperatorAccount,
+    OperatorReads,
+    Operators,
+    ProvisionReport,
+    Row,
+)
 from pombo.ports.runtime import (
     AcceptSpec,
     AuthCounters,
@@ -28,8 +37,26 @@ from pombo.ports.runtime import (
 )
 
 
-class Store(Catalogs, SendLedger, Orphans, Deliveries, MessageLog, Outbox, AuthCounters, Upkeep, Admin, Protocol):
+class Store(
+    Catalogs,
+    SendLedger,
+    Orphans,
+    Deliveries,
+    MessageLog,
+    Outbox,
+    AuthCounters,
+    Upkeep,
+    Admin,
+    OperatorReads,
+    LogStats,
+    Operators,
+    Protocol,
+):
     """Every port one database provides (SQLite, PostgreSQL, or the in-memory fake)."""
+
+
+class OperatorStore(Catalogs, AuthCounters, Admin, OperatorReads, LogStats, Operators, Protocol):
+    """What the operator service needs of a store."""
 
 
 __all__ = [
@@ -41,8 +68,14 @@ __all__ = [
     "Clock",
     "Connection",
     "Deliveries",
+    "LogStats",
+    "MessageFilter",
     "MessageLog",
     "MessageRow",
+    "OperatorAccount",
+    "OperatorReads",
+    "OperatorStore",
+    "Operators",
     "Orphans",
     "Outbox",
     "ProvisionReport",

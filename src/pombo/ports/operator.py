@@ -16,7 +16,12 @@ Row = dict[str, Any]
 
 @dataclass(frozen=True, slots=True)
 class ProvisionReport:
-    """What loading a provisioning file did: nothing at all when `errors` is not empty."""
+    """What loading a provisioning file did: nothing at all when `errors` is not empty.
+
+    `errors`: entries naming a customer neither in the plan nor stored (domain.provision_checks).
+    `warnings`: the plan's own warnings, then customers routed to a missing or disabled connection.
+    `counts`: entries applied per section (connections, costs, customers, tariffs, tokens, users).
+    """
 
     errors: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
@@ -65,4 +70,125 @@ class Admin(Protocol):
 
     async def ledger_sums(self) -> list[tuple[int, int, int]]:
         """(customer_id, balance, sum of its ledger rows) for every customer: equal when sound."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class MessageFilter:
+    """A search of the message log: every given field must match (None or empty: any)."""
+
+    customer_id: int | None = None
+    dest: tuple[str, ...] = ()  # any of these stored forms of the number
+    ctid: str | None = None
+    message_id: int | None = None
+    start: float | None = None  # created_at >= start
+    end: float | None = None  # created_at < end
+    status_code: int | None = None
+    delivery: str | None = None
+    connection: str | None = None
+    before_id: int | None = None  # id < before_id (the next page, newest first)
+
+
+@dataclass(frozen=True, slots=True)
+class OperatorAccount:
+    """A console operator (never a customer's user)."""
+
+    id: int
+    username: str
+    sessions_after: float  # sessions issued before this are void (logout, new password)
+    password_hash: str = field(default="", repr=False)
+
+
+class OperatorReads(Protocol):
+    """What the console's pages and `pombo messages` show.
+
+    Rows are dicts: customers carry their stored columns (money in units; ip_allowlist as a
+    list), messages carry the log's columns with `ctid` for the stored corr_id.
+    """
+
+    async def customer_summaries(self) -> list[Row]:
+        """Every customer by id: id, name, parent_id, balance, credit_limit, sms, sms_provider,
+        active, and `tokens` (its count of live tokens)."""
+        ...
+
+    async def customer_detail(self, *, customer_id: int) -> Row | None:
+        """The customer's columns plus chain (ancestors, nearest first: id, name), children (id,
+        name), tokens (id, prefix, created_at, revoked_at, username; live first, newest first),
+        users (username, send, app, camp, active), tariffs (prefix, value, connection), blocklist
+        (numbers, sorted), models (texts, in order) and its last 20 ledger rows (id, amount,
+        cause, message_id, note, created_at; newest first). None when unknown."""
+        ...
+
+    async def search_messages(self, *, where: MessageFilter, limit: int) -> list[Row]:
+        """Messages matching `where`, newest first, each with its customer's `customer_name`."""
+        ...
+
+    async def message_story(self, *, message_id: int) -> Row | None:
+        """One message (any customer) with customer_name, username, its ledger rows (id,
+        customer_id, name, amount, cause, created_at) and its reports (id, connection, state,
+        raw, created_at), both oldest first. None when unknown."""
+        ...
+
+    async def connections(self) -> list[Row]:
+        """Every connection by name: id, name, kind, url, enabled, ack_timeout, final_timeout,
+        and `routed` (how many active sms customers route to it)."""
+        ...
+
+
+class LogStats(Protocol):
+    """Counts over the message log and the ledger since a moment (the overview, connections)."""
+
+    async def sends_since(self, *, since: float) -> int:
+        """Messages created since `since`, whatever became of them."""
+        ...
+
+    async def sends_per_minute(self, *, since: float) -> dict[int, dict[int, int]]:
+        """{epoch minute (created_at // 60): {status_code: count}} of messages since `since`."""
+        ...
+
+    async def delivery_by_connection(self, *, since: float) -> dict[str, dict[str, int]]:
+        """{connection: {delivery state: count}} of messages created since `since`."""
+        ...
+
+    async def latency_per_minute(self, *, since: float) -> dict[str, dict[int, tuple[float, float]]]:
+        """{connection: {epoch minute: (average, maximum) seconds from accept to the provider's
+        answer}} of messages since `since` whose answer time is known."""
+        ...
+
+    async def connection_health(self, *, since: float) -> dict[str, dict[str, Any]]:
+        """{connection: {"codes": {status_code: count}, "latency": average answer seconds,
+        "waiting": messages waiting now, "last_error": {id, return_log, updated_at} or None}}."""
+        ...
+
+    async def waiting_count(self) -> int:
+        """Messages whose provider has not answered yet (status 1, delivery pending)."""
+        ...
+
+    async def spend_since(self, *, since: float) -> dict[int, int]:
+        """{customer id: units its sends cost it, net of refunds} over ledger rows since `since`."""
+        ...
+
+
+class Operators(Protocol):
+    """The console's own accounts and its signing secret."""
+
+    async def save_operator(self, *, username: str, password_hash: str, now: float) -> bool:
+        """Create the operator, or give it a new hash and end its sessions; True when created."""
+        ...
+
+    async def find_operator(self, *, username: str) -> OperatorAccount | None:
+        """An active operator by username (with its password hash)."""
+        ...
+
+    async def get_operator(self, *, operator_id: int) -> OperatorAccount | None:
+        """An active operator by id."""
+        ...
+
+    async def end_sessions(self, *, operator_id: int, now: float) -> None:
+        """Void every session of the operator issued until `now`."""
+        ...
+
+    async def console_secret(self, *, candidate: str) -> str:
+        """The stored signing secret; `candidate` is stored first when there is none (the first
+        writer wins, so every process agrees)."""
         ...

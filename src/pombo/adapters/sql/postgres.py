@@ -10,7 +10,8 @@ from typing import Any
 
 from sqlalchemy import create_engine
 
-from pombo.adapters.sql import admin, migrate
+from pombo.adapters.sql import catalog as config
+from pombo.adapters.sql import migrate
 from pombo.adapters.sql.batch import Batcher
 from pombo.adapters.sql.executor import Executor, PostgresDatabase
 from pombo.adapters.sql.store import SettleItem, SqlStore
@@ -120,7 +121,7 @@ class PostgresStore(SqlStore):
 
     def _load_catalog_sync(self) -> Catalog:
         with self.engine.connect() as conn:
-            return admin.load_catalog(conn)
+            return config.load_catalog(conn)
 
     # New sends and the outcomes of earlier ones share one flush: one call, one transaction, one
     # WAL flush (pombo_write), instead of a transaction for each.

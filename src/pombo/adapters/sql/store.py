@@ -13,10 +13,12 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from pombo.adapters.sql import admin, migrate
+from pombo.adapters.sql import catalog as config
+from pombo.adapters.sql import migrate
 from pombo.adapters.sql import queries as q
 from pombo.adapters.sql.batch import Batcher
 from pombo.adapters.sql.executor import Database, Executor
+from pombo.adapters.sql.operator_store import OperatorSide
 from pombo.domain import codes, delivery
 from pombo.domain.catalog import Catalog
 from pombo.domain.codes import Rejection
@@ -27,8 +29,9 @@ CLAIM_SECONDS = 60.0  # how long a reconciliation claim keeps other processes aw
 SettleItem = tuple[int, str | None, str, float]  # (message id, upstream id, raw, now)
 
 
-class SqlStore:
-    """What both engines share. Subclasses provide the batched send path."""
+class SqlStore(OperatorSide):
+    """What both engines share (the operator's ports among it). Subclasses provide the batched
+    send path."""
 
     def __init__(self, x: Database, engine: Engine) -> None:
         self.x = x
@@ -83,7 +86,7 @@ class SqlStore:
 
     async def _load_catalog(self) -> Catalog:
         with self.engine.connect() as conn:
-            return admin.load_catalog(conn)
+            return config.load_catalog(conn)
 
     # ------------------------------------------------------------ the send
 
@@ -165,16 +168,6 @@ class SqlStore:
     ) -> list[MessageRow]:
         """Up to `limit` messages created in [start, end) with id > after_id, by id."""
         return await self.x.fetchall(q.MESSAGES_PAGE, (customer_id, start, end, after_id, limit))
-
-    async def search_messages(self, *, filters: dict[str, Any], limit: int) -> list[MessageRow]:
-        """Operator search (CLI): equality filters on known columns, newest first."""
-        columns = {"customer_id": "customer_id", "dest": "dest", "ctid": "corr_id", "status_code": "status_code",
-                   "delivery": "delivery", "connection": "connection", "id": "id"}
-        keys = [k for k in columns if k in filters]
-        sql = f"SELECT {q.MESSAGE_COLUMNS} FROM messages"
-        if keys:
-            sql += " WHERE " + " AND ".join(f"{columns[k]}=?" for k in keys)
-        return await self.x.fetchall(sql + " ORDER BY id DESC LIMIT ?", (*[filters[k] for k in keys], limit))
 
     # ------------------------------------------------------------ delivery reports
 

@@ -1,5 +1,5 @@
-"""The overview's numbers: sends per minute, delivery per connection, upstream answer time,
-balances running low. Read from the database, so every worker's sends are counted.
+"""The operator's numbers: sends per minute, delivery per connection, upstream answer time,
+spend. Read from the database, so every worker's sends are counted.
 
 The message log and the ledger have no index on `created_at` alone (nothing on the send path
 needs one), but their ids grow with time: a binary search on the primary key finds the first
@@ -15,11 +15,7 @@ from sqlalchemy import Connection, Integer, Table, and_, case, cast, func, or_, 
 from pombo.adapters.sql import schema as t
 from pombo.domain import codes
 
-WINDOW = 3600.0
 BUCKET = 60
-DAY = 86400.0
-LOW_FLOOR = 100_000  # 10.0000: below this much available credit a customer is always "low"
-LOW_SHOWN = 8
 _JITTER = 5.0  # ids are handed out in batches, a little out of step with created_at
 
 
@@ -57,13 +53,13 @@ def _minute(conn: Connection) -> Any:
     return cast(m.created_at / BUCKET, Integer)  # SQLite truncates; times are positive
 
 
-def sends_per_minute(conn: Connection, *, now: float) -> dict[int, dict[int, int]]:
-    """{minute index (epoch // 60): {status_code: count}} for the last hour."""
+def sends_per_minute(conn: Connection, *, since: float) -> dict[int, dict[int, int]]:
+    """{minute index (epoch // 60): {status_code: count}} of messages created since `since`."""
     m = t.messages.c
     minute = _minute(conn).label("minute")
     rows = conn.execute(
         select(minute, m.status_code, func.count())
-        .where(_since(conn, t.messages, now - WINDOW))
+        .where(_since(conn, t.messages, since))
         .group_by(minute, m.status_code)
     )
     out: dict[int, dict[int, int]] = {}
@@ -72,12 +68,12 @@ def sends_per_minute(conn: Connection, *, now: float) -> dict[int, dict[int, int
     return out
 
 
-def delivery_by_connection(conn: Connection, *, now: float, window: float = WINDOW) -> dict[str, dict[str, int]]:
-    """{connection: {delivery state: count}} of messages created in the window."""
+def delivery_by_connection(conn: Connection, *, since: float) -> dict[str, dict[str, int]]:
+    """{connection: {delivery state: count}} of messages created since `since`."""
     m = t.messages.c
     rows = conn.execute(
         select(m.connection, m.delivery, func.count())
-        .where(_since(conn, t.messages, now - window))
+        .where(_since(conn, t.messages, since))
         .group_by(m.connection, m.delivery)
     )
     out: dict[str, dict[str, int]] = {}
@@ -98,14 +94,14 @@ def _answer_time() -> tuple[Any, Any]:
     return seconds, known
 
 
-def latency_per_minute(conn: Connection, *, now: float) -> dict[str, dict[int, tuple[float, float]]]:
-    """{connection: {minute: (average, maximum) seconds}} for the last hour."""
+def latency_per_minute(conn: Connection, *, since: float) -> dict[str, dict[int, tuple[float, float]]]:
+    """{connection: {minute: (average, maximum) seconds}} of messages created since `since`."""
     m = t.messages.c
     seconds, known = _answer_time()
     minute = _minute(conn).label("minute")
     rows = conn.execute(
         select(m.connection, minute, func.avg(seconds), func.max(seconds))
-        .where(_since(conn, t.messages, now - WINDOW), known)
+        .where(_since(conn, t.messages, since), known)
         .group_by(m.connection, minute)
     )
     out: dict[str, dict[int, tuple[float, float]]] = {}
@@ -114,11 +110,12 @@ def latency_per_minute(conn: Connection, *, now: float) -> dict[str, dict[int, t
     return out
 
 
-def connection_health(conn: Connection, *, now: float) -> dict[str, dict[str, Any]]:
-    """Per connection over the last hour: counts by status, average answer time, last error."""
+def connection_health(conn: Connection, *, since: float) -> dict[str, dict[str, Any]]:
+    """Per connection since `since`: counts by status, average answer time, last error; and
+    how many of its messages wait now."""
     m = t.messages.c
     seconds, known = _answer_time()
-    window = _since(conn, t.messages, now - WINDOW)
+    window = _since(conn, t.messages, since)
     out: dict[str, dict[str, Any]] = {}
     for name, code, count in conn.execute(
         select(m.connection, m.status_code, func.count()).where(window).group_by(m.connection, m.status_code)
@@ -150,26 +147,17 @@ def waiting_now(conn: Connection) -> int:
     )
 
 
-def low_balances(conn: Connection, *, now: float, limit: int = LOW_SHOWN) -> list[dict[str, Any]]:
-    """Active customers with the least credit left against what they spent in the last day."""
-    c, led = t.customers.c, t.ledger.c
-    spend = dict(
-        conn.execute(
-            select(led.customer_id, -func.sum(led.amount))
-            .where(_since(conn, t.ledger, now - DAY), led.cause.in_(("message", "refund")))
-            .group_by(led.customer_id)
-        ).all()
-    )
+def sends_since(conn: Connection, *, since: float) -> int:
+    """Messages created since `since`, whatever became of them."""
+    return int(conn.execute(select(func.count()).where(_since(conn, t.messages, since))).scalar_one())
+
+
+def spend_since(conn: Connection, *, since: float) -> dict[int, int]:
+    """{customer id: what its sends cost it (net of refunds)} over ledger rows since `since`."""
+    led = t.ledger.c
     rows = conn.execute(
-        select(c.id, c.name, c.balance, c.credit_limit).where(c.active.is_(True), c.sms.is_(True))
+        select(led.customer_id, -func.sum(led.amount))
+        .where(_since(conn, t.ledger, since), led.cause.in_(("message", "refund")))
+        .group_by(led.customer_id)
     ).all()
-    out = []
-    for r in rows:
-        available = int(r.balance) - int(r.credit_limit)
-        spent = max(int(spend.get(r.id) or 0), 0)
-        hours = available / spent * 24 if spent > 0 else None
-        low = available <= LOW_FLOOR or (hours is not None and hours <= 24)
-        out.append({"id": r.id, "name": r.name, "available": available, "spend_24h": spent,
-                    "hours_left": hours, "low": low})
-    out.sort(key=lambda x: (not x["low"], x["hours_left"] if x["hours_left"] is not None else 1e12, x["available"]))
-    return [x for x in out if x["low"]][:limit]
+    return {int(cid): int(spent or 0) for cid, spent in rows}

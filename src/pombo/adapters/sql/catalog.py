@@ -1,0 +1,143 @@
+"""The configuration as the send path reads it: one snapshot of everything the operator set,
+and the version that tells running servers to reload it."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+from typing import Any
+
+from sqlalchemy import Connection, insert, select, text, update
+
+from pombo.adapters.sql import schema as t
+from pombo.domain.catalog import Catalog, PriceTable, build_chain
+from pombo.domain.model import CallbackConfig, ConnectionConfig, Customer, PriceRow, Token, User
+from pombo.domain.textfilter import DEFAULT_PATTERNS, Models, TextFilter
+
+CONFIG_VERSION = "config_version"
+TEXT_FILTER = "text_filter"
+
+
+def config_version(conn: Connection) -> str:
+    """The current configuration version (bumped by every operator change)."""
+    value = conn.execute(select(t.meta.c.value).where(t.meta.c.key == CONFIG_VERSION)).scalar()
+    return value or "0"
+
+
+def bump_version(conn: Connection) -> None:
+    """Tell running servers to reload their catalog."""
+    current = conn.execute(
+        select(t.meta.c.value).where(t.meta.c.key == CONFIG_VERSION)
+    ).scalar()
+    if current is None:
+        conn.execute(insert(t.meta).values(key=CONFIG_VERSION, value="1"))
+    else:
+        conn.execute(
+            update(t.meta)
+            .where(t.meta.c.key == CONFIG_VERSION)
+            .values(value=str(int(current) + 1))
+        )
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("SELECT pg_notify('pombo_config', '')"))  # delivered at commit
+
+
+def load_catalog(conn: Connection) -> Catalog:
+    """Read the whole configuration into one immutable snapshot."""
+    version = config_version(conn)
+    customers = {r.id: _customer(r) for r in conn.execute(select(t.customers))}
+    users = [_user(r) for r in conn.execute(select(t.users))]
+    tokens = {
+        r.token_hash: Token(r.id, r.customer_id, r.user_id, r.token_hash, r.prefix)
+        for r in conn.execute(select(t.tokens).where(t.tokens.c.revoked_at.is_(None)))
+    }
+    tariff_rows: dict[int, list[PriceRow]] = {}
+    for r in conn.execute(select(t.tariffs)):
+        tariff_rows.setdefault(r.customer_id, []).append(
+            PriceRow(r.prefix, r.value, r.connection or None)
+        )
+    cost_rows: dict[str, list[PriceRow]] = {}
+    for r in conn.execute(select(t.connection_costs)):
+        cost_rows.setdefault(r.connection, []).append(PriceRow(r.prefix, r.cost, None))
+    blocklists: dict[int, set[str]] = {}
+    for r in conn.execute(select(t.blocklist)):
+        blocklists.setdefault(r.customer_id, set()).add(r.number)
+    model_texts: dict[int, list[str]] = {}
+    for r in conn.execute(select(t.models).order_by(t.models.c.id)):
+        model_texts.setdefault(r.customer_id, []).append(r.text)
+    connections = {r.name: _connection(r) for r in conn.execute(select(t.connections))}
+    stored_filter = conn.execute(
+        select(t.meta.c.value).where(t.meta.c.key == TEXT_FILTER)
+    ).scalar()
+    patterns = json.loads(stored_filter) if stored_filter else list(DEFAULT_PATTERNS)
+    return Catalog(
+        version=version,
+        customers=customers,
+        tokens=tokens,
+        users_by_name={u.username: u for u in users},
+        users_by_id={u.id: u for u in users},
+        tariffs={cid: PriceTable(rows) for cid, rows in tariff_rows.items()},
+        costs={name: PriceTable(rows) for name, rows in cost_rows.items()},
+        blocklists={cid: frozenset(nums) for cid, nums in blocklists.items()},
+        models={cid: Models(texts) for cid, texts in model_texts.items()},
+        connections=connections,
+        text_filter=TextFilter(patterns),
+        chains={cid: build_chain(customers, cid) for cid in customers},
+    )
+
+
+def _customer(r: Any) -> Customer:
+    return Customer(
+        id=r.id,
+        name=r.name,
+        parent_id=r.parent_id,
+        sms=bool(r.sms),
+        sms_provider=r.sms_provider,
+        active=bool(r.active),
+        tokens_blocked=bool(r.tokens_blocked),
+        night_limit=r.night_limit,
+        night_window=r.night_window,
+        max_length=r.max_length,
+        ip_allowlist=tuple(ipaddress.ip_network(n, strict=False) for n in json.loads(r.ip_allowlist)),
+        aut_app=bool(r.aut_app),
+        aut_send=bool(r.aut_send),
+        aut_camp=bool(r.aut_camp),
+        callback=_callback(r.callback),
+        accents=r.accents,
+    )
+
+
+def _callback(stored: str | None) -> CallbackConfig | None:
+    if not stored:
+        return None
+    data = json.loads(stored)
+    data["headers"] = tuple(tuple(h) for h in data.get("headers", ()))
+    return CallbackConfig(**data)
+
+
+def _user(r: Any) -> User:
+    return User(
+        id=r.id,
+        customer_id=r.customer_id,
+        username=r.username,
+        password_hash=r.password_hash,
+        send=bool(r.send),
+        app=bool(r.app),
+        camp=bool(r.camp),
+        active=bool(r.active),
+    )
+
+
+def _connection(r: Any) -> ConnectionConfig:
+    return ConnectionConfig(
+        name=r.name,
+        kind=r.kind,
+        url=r.url,
+        username=r.username,
+        password=r.password,
+        token=r.token,
+        ack_timeout=r.ack_timeout,
+        final_timeout=r.final_timeout,
+        enabled=bool(r.enabled),
+        dlr_secret=r.dlr_secret,
+        options=json.loads(r.options or "{}"),
+    )

@@ -1,0 +1,151 @@
+"""The operator's ports on SQL (Admin, OperatorReads, LogStats, Operators): a mixin of SqlStore.
+
+Cold paths: each call is one transaction on the store's synchronous SQLAlchemy engine, run on a
+worker thread so the event loop keeps serving sends meanwhile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from sqlalchemy import Engine
+
+from pombo.adapters.sql import admin, operators, provision, stats, views
+from pombo.domain.provisioning import Provisioning
+from pombo.ports import MessageFilter, OperatorAccount, ProvisionReport, Row
+
+T = TypeVar("T")
+
+
+class OperatorSide:
+    """Admin, OperatorReads, LogStats and Operators over `self.engine`."""
+
+    engine: Engine
+
+    async def _read(self, fn: Callable[..., T], /, **kwargs: Any) -> T:
+        def work() -> T:
+            with self.engine.connect() as conn:
+                return fn(conn, **kwargs)
+
+        return await asyncio.to_thread(work)
+
+    async def _write(self, fn: Callable[..., T], /, **kwargs: Any) -> T:
+        def work() -> T:
+            with self.engine.begin() as conn:
+                return fn(conn, **kwargs)
+
+        return await asyncio.to_thread(work)
+
+    # ------------------------------------------------------------ Admin
+
+    async def provision(self, plan: Provisioning, *, now: float) -> ProvisionReport:
+        """Check the plan's references against what is stored, then apply it whole, or nothing."""
+        return await self._write(provision.provision, plan=plan, now=now)
+
+    async def credit_add(self, *, customer_id: int, amount: int, note: str | None, now: float) -> int:
+        """Top up (negative: debit) a customer with a ledger row; the new balance. NotFound."""
+        return await self._write(admin.credit_add, customer_id=customer_id, amount=amount, note=note, now=now)
+
+    async def issue_token(self, *, customer_id: int, user_id: int | None, now: float) -> str:
+        """A new random token (only its hash is kept); NotFound for an unknown customer."""
+        return await self._write(admin.issue_token, customer_id=customer_id, user_id=user_id, now=now)
+
+    async def revoke_token(self, *, token_or_prefix: str, now: float) -> int:
+        """Revoke a token given whole or by its 10-character prefix; how many were revoked."""
+        return await self._write(admin.revoke_token, token_or_prefix=token_or_prefix, now=now)
+
+    async def revoke_customer_token(self, *, customer_id: int, token_id: int, now: float) -> str | None:
+        """Revoke one token of this customer by its id; its prefix, or None when not live."""
+        return await self._write(admin.revoke_customer_token, customer_id=customer_id, token_id=token_id, now=now)
+
+    async def set_connection_enabled(self, *, name: str, enabled: bool) -> bool:
+        """Enable or disable a connection; False when it does not exist."""
+        return await self._write(admin.set_connection_enabled, name=name, enabled=enabled)
+
+    async def prune_log(self, *, before: float, now: float) -> dict[str, int]:
+        """Delete settled messages created before `before` (never one still waiting)."""
+        return await self._write(admin.prune_log, before=before, now=now)
+
+    async def ip_report(self, *, since: float) -> list[Row]:
+        """Blocked IPs and IPs with failures since `since`, with their counts."""
+        return await self._read(admin.ip_report, since=since)
+
+    async def unblock_ip(self, *, ip: str) -> int:
+        """Lift an IP's permanent block and forget its failures; how many rows went."""
+        return await self._write(admin.unblock_ip, ip=ip)
+
+    # ------------------------------------------------------------ OperatorReads
+
+    async def customer_summaries(self) -> list[Row]:
+        """Every customer by id with its count of live tokens."""
+        return await self._read(views.customer_summaries)
+
+    async def customer_detail(self, *, customer_id: int) -> Row | None:
+        """The customer's columns and everything hanging from it; None when unknown."""
+        return await self._read(views.customer_detail, customer_id=customer_id)
+
+    async def search_messages(self, *, where: MessageFilter, limit: int) -> list[Row]:
+        """Messages matching `where`, newest first, with their customer's name."""
+        return await self._read(views.search_messages, where=where, limit=limit)
+
+    async def message_story(self, *, message_id: int) -> Row | None:
+        """One message with its ledger rows and reports; None when unknown."""
+        return await self._read(views.message_story, message_id=message_id)
+
+    async def connections(self) -> list[Row]:
+        """Every connection by name with how many customers route to it."""
+        return await self._read(views.connections)
+
+    # ------------------------------------------------------------ LogStats
+
+    async def sends_since(self, *, since: float) -> int:
+        """Messages created since `since`."""
+        return await self._read(stats.sends_since, since=since)
+
+    async def sends_per_minute(self, *, since: float) -> dict[int, dict[int, int]]:
+        """{epoch minute: {status_code: count}} since `since`."""
+        return await self._read(stats.sends_per_minute, since=since)
+
+    async def delivery_by_connection(self, *, since: float) -> dict[str, dict[str, int]]:
+        """{connection: {delivery state: count}} since `since`."""
+        return await self._read(stats.delivery_by_connection, since=since)
+
+    async def latency_per_minute(self, *, since: float) -> dict[str, dict[int, tuple[float, float]]]:
+        """{connection: {epoch minute: (average, maximum) answer seconds}} since `since`."""
+        return await self._read(stats.latency_per_minute, since=since)
+
+    async def connection_health(self, *, since: float) -> dict[str, dict[str, Any]]:
+        """Per connection: counts by status, answer time, waiting now, last error."""
+        return await self._read(stats.connection_health, since=since)
+
+    async def waiting_count(self) -> int:
+        """Messages whose provider has not answered yet."""
+        return await self._read(stats.waiting_now)
+
+    async def spend_since(self, *, since: float) -> dict[int, int]:
+        """{customer id: net spend on sends} since `since`."""
+        return await self._read(stats.spend_since, since=since)
+
+    # ------------------------------------------------------------ Operators
+
+    async def save_operator(self, *, username: str, password_hash: str, now: float) -> bool:
+        """Create the operator, or give it a new hash and end its sessions; True when created."""
+        return await self._write(operators.save_operator, username=username, password_hash=password_hash, now=now)
+
+    async def find_operator(self, *, username: str) -> OperatorAccount | None:
+        """An active operator by username."""
+        return await self._read(operators.find_operator, username=username)
+
+    async def get_operator(self, *, operator_id: int) -> OperatorAccount | None:
+        """An active operator by id."""
+        return await self._read(operators.find_operator, operator_id=operator_id)
+
+    async def end_sessions(self, *, operator_id: int, now: float) -> None:
+        """Void every session of the operator issued until `now`."""
+        await self._write(operators.end_sessions, operator_id=operator_id, now=now)
+
+    async def console_secret(self, *, candidate: str) -> str:
+        """The stored signing secret, `candidate` stored first when there is none."""
+        return await asyncio.to_thread(operators.console_secret, self.engine, candidate=candidate)

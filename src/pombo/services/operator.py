@@ -1,0 +1,163 @@
+"""The operator's use cases: provisioning, credit, tokens, connections, console logins, IP
+blocks and the log's upkeep. `cli.py`, the console and bootstrap call these, never a store.
+
+Every change to what the send path reads (tokens, connections, a provisioning plan) also
+invalidates this process's catalog, so its next request sees the change at once.
+"""
+
+from __future__ import annotations
+
+import functools
+import secrets
+from typing import Any
+
+from pombo.domain import codes, credentials
+from pombo.domain.provisioning import Provisioning
+from pombo.ports import (
+    AuthPolicy,
+    MessageFilter,
+    OperatorAccount,
+    ProvisionReport,
+    Row,
+)
+from pombo.services.operator_reads import OperatorViews
+from pombo.services.provisioning import parse_document
+
+__all__ = ["MessageFilter", "Operator", "OperatorAccount", "OperatorError", "lock_name"]
+
+MIN_PASSWORD = 8
+MAX_USERNAME = 64
+LOCK_PREFIX = "console:"  # console failures share auth_failures with the API, under names of their own
+LOGIN_POLICY = AuthPolicy()
+
+
+class OperatorError(ValueError):
+    """A username or password that cannot be used."""
+
+
+def check_username(username: str) -> str:
+    """Usernames: 1-64 printable characters without spaces."""
+    name = username.strip()
+    if not name or len(name) > MAX_USERNAME or not name.isprintable() or " " in name:
+        raise OperatorError("username: 1-64 printable characters, no spaces")
+    return name
+
+
+def lock_name(username: str) -> str:
+    """The name under which a console username's failures are counted."""
+    return (LOCK_PREFIX + username)[:64]
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """Verified against when the username is unknown, so both answers take as long."""
+    return credentials.hash_password("pombo-console-no-such-operator")
+
+
+class Operator(OperatorViews):
+    """The operator's changes (and, from OperatorViews, what it reads); built with store= and
+    clock=."""
+
+    # ------------------------------------------------------------ provisioning and money
+
+    async def provision(self, *, plan: Provisioning) -> ProvisionReport:
+        """Apply a parsed plan whole, or nothing when it names customers that exist nowhere."""
+        report = await self._store.provision(plan, now=self._clock.now())
+        if not report.errors:
+            self._store.invalidate()
+        return report
+
+    async def load_document(self, *, data: Any, source: str = "<document>") -> ProvisionReport:
+        """Parse a provisioning document (ProvisioningError when invalid) and apply it."""
+        return await self.provision(plan=parse_document(data, source=source))
+
+    async def credit_add(self, *, customer_id: int, amount: int, note: str | None = None) -> int:
+        """Top up (negative: debit) a customer with a ledger row; the new balance. NotFound."""
+        return await self._store.credit_add(customer_id=customer_id, amount=amount, note=note, now=self._clock.now())
+
+    async def top_up(self, *, customer_id: int, amount: int, note: str, operator: str) -> int:
+        """credit_add from the console: the ledger's note names the operator."""
+        return await self.credit_add(customer_id=customer_id, amount=amount, note=f"{note} [console: {operator}]")
+
+    # ------------------------------------------------------------ tokens and connections
+
+    async def issue_token(self, *, customer_id: int, user_id: int | None = None) -> str:
+        """A new token for the customer (and user), returned once; NotFound when unknown."""
+        token = await self._store.issue_token(customer_id=customer_id, user_id=user_id, now=self._clock.now())
+        self._store.invalidate()
+        return token
+
+    async def revoke_token(self, *, token_or_prefix: str) -> int:
+        """Revoke a token given whole or by its first 10 characters; how many were revoked."""
+        count = await self._store.revoke_token(token_or_prefix=token_or_prefix, now=self._clock.now())
+        self._store.invalidate()
+        return count
+
+    async def revoke_customer_token(self, *, customer_id: int, token_id: int) -> str | None:
+        """Revoke one of the customer's tokens by id; its prefix, or None when not live."""
+        prefix = await self._store.revoke_customer_token(
+            customer_id=customer_id, token_id=token_id, now=self._clock.now()
+        )
+        self._store.invalidate()
+        return prefix
+
+    async def set_connection_enabled(self, *, name: str, enabled: bool) -> bool:
+        """Enable or disable a connection; False when it does not exist."""
+        changed = await self._store.set_connection_enabled(name=name, enabled=enabled)
+        self._store.invalidate()
+        return changed
+
+    # ------------------------------------------------------------ upkeep and brute force
+
+    async def prune_log(self, *, before: float) -> dict[str, int]:
+        """Delete settled messages created before `before` (never one still waiting)."""
+        return await self._store.prune_log(before=before, now=self._clock.now())
+
+    async def ip_report(self, *, since: float) -> list[Row]:
+        """Blocked IPs and IPs with failures since `since`, with their counts."""
+        return await self._store.ip_report(since=since)
+
+    async def unblock_ip(self, *, ip: str) -> int:
+        """Lift an IP's block and forget its failures; how many records went."""
+        return await self._store.unblock_ip(ip=ip)
+
+    # ------------------------------------------------------------ console operators
+
+    async def add_operator(self, *, username: str, password: str) -> bool:
+        """Create an operator, or give one a new password (ending its sessions); True when created."""
+        name = check_username(username)
+        if len(password) < MIN_PASSWORD:
+            raise OperatorError(f"password: at least {MIN_PASSWORD} characters")
+        hashed = credentials.hash_password(password)
+        return await self._store.save_operator(username=name, password_hash=hashed, now=self._clock.now())
+
+    async def verify_operator(self, *, username: str, password: str) -> OperatorAccount | None:
+        """The operator when the password is right (as much work whether the name exists or not)."""
+        account = await self._store.find_operator(username=username)
+        ok = credentials.verify_password(password, account.password_hash if account else _dummy_hash())
+        return account if account is not None and ok else None
+
+    async def get_operator(self, *, operator_id: int) -> OperatorAccount | None:
+        """An active operator by id."""
+        return await self._store.get_operator(operator_id=operator_id)
+
+    async def end_sessions(self, *, operator_id: int) -> None:
+        """Void every session of the operator issued until now (logout)."""
+        await self._store.end_sessions(operator_id=operator_id, now=self._clock.now())
+
+    async def console_secret(self) -> bytes:
+        """The console's signing secret, made by whichever process asks first."""
+        return (await self._store.console_secret(candidate=secrets.token_urlsafe(48))).encode()
+
+    async def login_block(self, *, ip: str, username: str) -> int | None:
+        """199 (IP blocked), 131 (IP trials) or 132 (user trials) when a login must be refused."""
+        return await self._store.auth_block(
+            ip=ip, username=lock_name(username), policy=LOGIN_POLICY, now=self._clock.now()
+        )
+
+    async def login_failed(self, *, ip: str, username: str) -> None:
+        """Count a wrong console username or password, as the API counts its own (SPEC §2)."""
+        await self._store.record_auth_failure(
+            ip=ip, username=lock_name(username), code=codes.INVALID_USER_PASS, policy=LOGIN_POLICY,
+            now=self._clock.now(),
+        )
