@@ -163,3 +163,29 @@ def test_250_when_top_reseller_has_no_credit(pombo):
     before = pombo.balance(T["deepnocredit"])
     expect_reject(pombo.send(T["deepnocredit"], pombo.dest(), "sem saldo no topo"), 250)
     assert pombo.balance(T["deepnocredit"]) == before
+
+
+def test_fold_customer_sends_and_pays_one_gsm7_segment(pombo):
+    """§13 accents: fold: a 100-character accented body goes as one GSM-7 segment (what Kannel
+    receives is the folded text with coding 0) and the customer pays one segment; characters
+    already in GSM 03.38 (é, à) stay."""
+    d = pombo.dest()
+    body = ("Atenção: é possível à tarde " * 4)[:100]
+    before, _ = pombo.balance(T["fold"])
+    cdls = expect(pombo.send(T["fold"], d, body), 0)["cdls_id"]
+    after, _ = pombo.balance(T["fold"])
+    sent = pombo.wait_sent("kannel", "55" + d)[0].query
+    assert sent["text"] == ("Atencao: é possível à tarde " * 4)[:100].replace("í", "i")
+    assert sent["coding"] == "0"
+    m = pombo.message(T["fold"], cdls)
+    assert m["text"] == sent["text"] and m["encoding"] == "GSM-7" and int(m["segments"]) == 1
+    assert before - after == D("0.0800") == D(str(m["value"]))
+
+
+def test_fold_customer_with_an_emoji_sends_unfolded_ucs2(pombo):
+    """§13: a body that still has a character outside GSM 03.38 after folding goes unfolded."""
+    d = pombo.dest()
+    body = "Promoção 😀"
+    cdls = expect(pombo.send(T["fold"], d, body), 0)["cdls_id"]
+    assert pombo.wait_sent("kannel", "55" + d)[0].query["text"] == body
+    assert pombo.message(T["fold"], cdls)["encoding"] == "UCS-2"
