@@ -15,8 +15,8 @@ from pombo.adapters.sql import schema as t
 from pombo.domain import credentials
 from pombo.domain.catalog import Catalog, PriceTable, build_chain
 from pombo.domain.model import CallbackConfig, ConnectionConfig, Customer, PriceRow, Token, User
-from pombo.domain.textfilter import DEFAULT_PATTERNS, Models, TextFilter
 from pombo.domain.provisioning import Provisioning
+from pombo.domain.textfilter import DEFAULT_PATTERNS, Models, TextFilter
 
 CONFIG_VERSION = "config_version"
 TEXT_FILTER = "text_filter"
