@@ -173,7 +173,7 @@ def messages(as_json: bool, limit: int, **filters: Any) -> None:
 
     import orjson
 
-    from pombo.adapters.sql.store import open_store
+    from pombo.adapters.sql.factory import open_store
     from pombo.services.status import render
 
     settings = _settings()

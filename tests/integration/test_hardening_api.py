@@ -25,7 +25,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from yarl import URL
 
-from pombo.adapters.sql.store import open_store
+from pombo.adapters.sql.factory import open_store
 from pombo.api.envelope import http_status
 from tests.conftest import _empty_pg as empty_pg
 from tests.fakes.upstream import FakeUpstream

@@ -7,7 +7,7 @@ import time
 from sqlalchemy import create_engine, text
 
 from pombo.adapters.sql import admin, migrate
-from pombo.adapters.sql.store import open_store
+from pombo.adapters.sql.factory import open_store
 from pombo.ports import AuthPolicy
 from tests.integration.gateway import provision, provisioning
 

@@ -14,8 +14,8 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from pombo import metrics
 from pombo.api import envelope as env
-from pombo.api import metrics
 from pombo.api.docs import docs_page
 from pombo.api.openapi import openapi_document
 from pombo.api.params import BadBody, TooLarge, credentials, read_params
