@@ -11,6 +11,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from pombo.adapters.sql import admin
+from pombo.api.net import client_ip
 from pombo.console import operators, reads, security, writes
 from pombo.console.web import (
     ROOT,
@@ -33,10 +34,8 @@ NOTE_MAX = 500
 
 
 def _client_ip(request: Request) -> str:
-    # the API's rule for trusted proxies; imported late because the app imports the console
-    from pombo.api.app import client_ip
-
-    return client_ip(request, request.app.state.services)
+    # the API's rule for trusted proxies
+    return client_ip(request, request.app.state.services.settings.trusted_proxies)
 
 
 def _next(target: str | None) -> str:
