@@ -24,6 +24,7 @@ from pombo.config import Settings, load_settings
 from pombo.console import console_mount
 from pombo.domain import codes
 from pombo.domain.codes import Rejection
+from pombo.errors import StoreUnavailable, new_error_id
 from pombo.services.dlr import Forbidden
 
 log = structlog.get_logger("pombo.api")
@@ -32,6 +33,13 @@ Handler = Callable[[Request, "Services", dict[str, str], bytes], Awaitable[Respo
 
 def _ip(request: Request, services: Services) -> str:
     return client_ip(request, services.settings.trusted_proxies)
+
+
+def log_bug(event: str, **fields: Any) -> str:
+    """Log the exception being handled with its traceback under a new id; the id."""
+    error_id = new_error_id()
+    log.exception(event, error_id=error_id, **fields)
+    return error_id
 
 
 def api_endpoint(
@@ -52,10 +60,13 @@ def api_endpoint(
             return env.envelope(codes.BAD_REQUEST, codes.TEXTS[codes.BAD_REQUEST], cdls_id="0")
         try:
             response = await handler(request, services, params, body)
-        except Exception:
-            log.exception("request_failed", endpoint=name)
+        except StoreUnavailable as exc:
+            log.warning("store_unavailable", endpoint=name, error=str(exc))
             metrics.ANSWERS.labels(name, "503").inc()
             return env.unavailable()
+        except Exception:
+            metrics.ANSWERS.labels(name, "500").inc()
+            return env.internal_error(log_bug("request_failed", endpoint=name))
         return response
 
     return endpoint
@@ -117,12 +128,15 @@ async def dlr_forbidden(_: Request) -> Response:
 
 
 async def healthz(request: Request) -> Response:
-    """200 while the database answers (`degraded` when a connection keeps failing), else 503."""
+    """200 while the database answers (`degraded` when a connection keeps failing), else 503;
+    500 (with an error id) for a bug."""
     services: Services = request.app.state.services
     try:
-        await services.store.ping()  # type: ignore[attr-defined]
-    except Exception:
+        await services.store.ping()
+    except StoreUnavailable:
         return env.json_response({"status": "unavailable", "database": "down"}, 503)
+    except Exception:
+        return env.internal_error(log_bug("healthz_failed"))
     dispatcher = services.dispatcher
     connections = {
         name: {"state": h.state, "consecutive_failures": h.consecutive_failures, "sent": h.sent, "failed": h.failed}
