@@ -20,6 +20,7 @@ from sqlalchemy.exc import OperationalError
 
 from pombo.adapters.sql.executor import PostgresDatabase, SqliteDatabase
 from pombo.adapters.sql.factory import open_store
+from pombo.adapters.sql.failures import pg_unavailable, sqlite_unavailable
 from pombo.adapters.sql.store import load_catalog
 from pombo.errors import StoreUnavailable
 from tests.conftest import PG_ADMIN_URL, scratch_pg_database
@@ -33,6 +34,57 @@ def assert_discreet(exc: BaseException) -> None:
     assert text.startswith("database unavailable: "), text
     for secret in ("s3cret", "127.0.0.1", "postgresql://", "pombo@"):
         assert secret not in text, text
+
+
+# --------------------------------------------------------------------------------------------
+# The table: by type and code
+# --------------------------------------------------------------------------------------------
+
+
+def sqlite_error(code: int) -> sqlite3.Error:
+    exc = sqlite3.OperationalError("x")
+    exc.sqlite_errorcode = code  # type: ignore[attr-defined]
+    return exc
+
+
+@pytest.mark.parametrize(
+    ("exc", "away"),
+    [
+        (sqlite_error(5), True),  # SQLITE_BUSY
+        (sqlite_error(6), True),  # SQLITE_LOCKED
+        (sqlite_error(10 | (3 << 8)), True),  # SQLITE_IOERR_WRITE (extended)
+        (sqlite_error(13), True),  # SQLITE_FULL
+        (sqlite_error(14), True),  # SQLITE_CANTOPEN
+        (sqlite_error(1), False),  # SQLITE_ERROR: bad SQL, no such table
+        (sqlite_error(19), False),  # SQLITE_CONSTRAINT
+        (sqlite3.ProgrammingError("closed"), False),
+    ],
+    ids=lambda v: repr(v) if isinstance(v, bool) else f"{type(v).__name__}-{getattr(v, 'sqlite_errorcode', '')}",
+)
+def test_sqlite_errors_by_code(exc: BaseException, away: bool) -> None:
+    assert sqlite_unavailable(exc) is away
+
+
+@pytest.mark.parametrize(
+    ("exc", "away"),
+    [
+        (ConnectionResetError(), True),
+        (TimeoutError(), True),
+        (asyncpg.exceptions.ConnectionDoesNotExistError("x"), True),
+        (asyncpg.exceptions.AdminShutdownError("x"), True),
+        (asyncpg.exceptions.CannotConnectNowError("x"), True),
+        (asyncpg.exceptions.TooManyConnectionsError("x"), True),
+        (asyncpg.exceptions.InternalClientError("x"), True),
+        (asyncpg.exceptions.PostgresSyntaxError("x"), False),
+        (asyncpg.exceptions.UniqueViolationError("x"), False),
+        (asyncpg.exceptions.QueryCanceledError("x"), False),
+        (asyncpg.InterfaceError("x"), False),  # a closed connection or pool is told by its state
+        (ValueError(), False),
+    ],
+    ids=lambda v: repr(v) if isinstance(v, bool) else type(v).__name__,
+)
+def test_asyncpg_errors_by_type(exc: BaseException, away: bool) -> None:
+    assert pg_unavailable(exc) is away
 
 
 # --------------------------------------------------------------------------------------------

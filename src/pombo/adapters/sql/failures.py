@@ -44,6 +44,9 @@ def _pg_types() -> tuple[type[BaseException], ...]:
         e.CannotConnectNowError,  # 57P03
         e.DatabaseDroppedError,  # 57P04
         e.TooManyConnectionsError,  # 53300
+        # the protocol in a state it cannot leave: seen on a pooled connection whose server was
+        # killed, when it is used again before asyncpg read the end of the socket
+        e.InternalClientError,
     )
 
 
