@@ -14,10 +14,10 @@ from typing import Any
 
 import structlog
 
+from pombo import metrics
 from pombo.adapters.connections import build_connection
 from pombo.adapters.sql import migrate
-from pombo.adapters.sql.store import open_store
-from pombo.api import metrics
+from pombo.adapters.sql.factory import open_store
 from pombo.config import Settings
 from pombo.ports import Clock, Store
 from pombo.services.account import Accounts

@@ -17,6 +17,8 @@ outage.
 
 from __future__ import annotations
 
+import secrets
+
 
 class PomboError(Exception):
     """Base of every error Pombo raises on purpose."""
@@ -47,3 +49,8 @@ class UpstreamTimeout(UpstreamError):
 
     def __init__(self, raw: str = "timeout") -> None:
         super().__init__(raw)
+
+
+def new_error_id() -> str:
+    """A short random id tying a bug's answer (or a background failure) to its log line."""
+    return secrets.token_hex(6)

@@ -7,8 +7,9 @@ from typing import Any
 from sqlalchemy import create_engine
 
 from pombo.adapters.sql import migrate
+from pombo.adapters.sql.factory import open_store
 from pombo.adapters.sql.provision import apply_provisioning
-from pombo.adapters.sql.store import SqlStore, open_store
+from pombo.adapters.sql.store import SqlStore
 from pombo.bootstrap import Services, build_services
 from pombo.config import Settings
 from pombo.services.auth import Credentials

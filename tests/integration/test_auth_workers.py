@@ -11,7 +11,7 @@ import asyncio
 
 import pytest
 
-from pombo.adapters.sql.store import open_store
+from pombo.adapters.sql.factory import open_store
 from pombo.domain import codes
 from pombo.domain.codes import Rejection
 from pombo.domain.model import Principal

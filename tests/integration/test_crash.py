@@ -19,7 +19,7 @@ import aiohttp
 import pytest
 import yaml
 
-from pombo.adapters.sql.store import open_store
+from pombo.adapters.sql.factory import open_store
 from tests.fakes.upstream import FakeUpstream, pick_free_port
 from tests.integration.gateway import TOKEN, provisioning
 

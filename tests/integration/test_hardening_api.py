@@ -25,7 +25,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from yarl import URL
 
-from pombo.adapters.sql.store import open_store
+from pombo.adapters.sql.factory import open_store
 from pombo.api.envelope import http_status
 from tests.conftest import _empty_pg as empty_pg
 from tests.fakes.upstream import FakeUpstream
@@ -826,18 +826,15 @@ def final_checks(live: Live) -> Iterator[None]:
     ],
 )
 def test_forwarded_for_from_a_trusted_proxy_is_an_address_or_nothing(forwarded: str, expected: str) -> None:
-    from types import SimpleNamespace
-
     from starlette.requests import Request
 
-    from pombo.api.app import client_ip
+    from pombo.api.net import client_ip
 
     scope = {
         "type": "http", "method": "GET", "path": "/", "query_string": b"", "client": ("10.0.0.1", 5000),
         "headers": [(b"x-forwarded-for", forwarded.encode("latin-1"))],
     }
-    services = SimpleNamespace(settings=SimpleNamespace(trusted_proxies=("10.0.0.1",)))
-    assert client_ip(Request(scope), services) == expected  # type: ignore[arg-type]
+    assert client_ip(Request(scope), ("10.0.0.1",)) == expected
 
 
 @pytest.mark.parametrize(

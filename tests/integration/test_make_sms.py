@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from pombo.adapters.sql.store import open_store
+from pombo.adapters.sql.factory import open_store
 from pombo.bootstrap import Services
 from tests.fakes.upstream import FakeUpstream
 from tests.integration.gateway import (
@@ -154,7 +154,7 @@ async def test_thirty_concurrent_sends_against_credit_for_five(database_url: str
 WORKER = textwrap.dedent(
     """
     import asyncio, json, sys
-    from pombo.adapters.sql.store import open_store
+    from pombo.adapters.sql.factory import open_store
     from pombo.bootstrap import build_services
     from pombo.config import Settings
     from tests.integration.gateway import send

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import ipaddress
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -14,9 +13,10 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from pombo import metrics
 from pombo.api import envelope as env
-from pombo.api import metrics
 from pombo.api.docs import docs_page
+from pombo.api.net import client_ip
 from pombo.api.openapi import openapi_document
 from pombo.api.params import BadBody, TooLarge, credentials, read_params
 from pombo.bootstrap import Services, build_services
@@ -24,39 +24,22 @@ from pombo.config import Settings, load_settings
 from pombo.console import console_mount
 from pombo.domain import codes
 from pombo.domain.codes import Rejection
+from pombo.errors import StoreUnavailable, new_error_id
 from pombo.services.dlr import Forbidden
 
 log = structlog.get_logger("pombo.api")
 Handler = Callable[[Request, "Services", dict[str, str], bytes], Awaitable[Response]]
 
 
-def client_ip(request: Request, services: Services) -> str:
-    """The socket's peer, or X-Forwarded-For's last hop when the peer is a trusted proxy."""
-    peer = request.client.host if request.client else "0.0.0.0"
-    if peer in services.settings.trusted_proxies:
-        forwarded = request.headers.get("x-forwarded-for", "")
-        hops = [h.strip() for h in forwarded.split(",") if h.strip()]
-        if hops:
-            return _address(hops[-1]) or peer
-    return peer
+def _ip(request: Request, services: Services) -> str:
+    return client_ip(request, services.settings.trusted_proxies)
 
 
-def _address(hop: str) -> str | None:
-    """'203.0.113.7', '203.0.113.7:4711', '[2001:db8::1]:4711' -> the address; else None.
-
-    Only an address is kept: it keys the brute-force counters and is matched to allow-lists.
-    """
-    candidates = [hop]
-    if hop.startswith("["):
-        candidates.append(hop[1:].partition("]")[0])
-    elif hop.count(":") == 1:
-        candidates.append(hop.partition(":")[0])
-    for candidate in candidates:
-        if "%" in candidate:  # an IPv6 zone is any text: not a key to count failures by
-            continue
-        with contextlib.suppress(ValueError):
-            return str(ipaddress.ip_address(candidate))
-    return None
+def log_bug(event: str, **fields: Any) -> str:
+    """Log the exception being handled with its traceback under a new id; the id."""
+    error_id = new_error_id()
+    log.exception(event, error_id=error_id, **fields)
+    return error_id
 
 
 def api_endpoint(
@@ -77,30 +60,33 @@ def api_endpoint(
             return env.envelope(codes.BAD_REQUEST, codes.TEXTS[codes.BAD_REQUEST], cdls_id="0")
         try:
             response = await handler(request, services, params, body)
-        except Exception:
-            log.exception("request_failed", endpoint=name)
+        except StoreUnavailable as exc:
+            log.warning("store_unavailable", endpoint=name, error=str(exc))
             metrics.ANSWERS.labels(name, "503").inc()
             return env.unavailable()
+        except Exception:
+            metrics.ANSWERS.labels(name, "500").inc()
+            return env.internal_error(log_bug("request_failed", endpoint=name))
         return response
 
     return endpoint
 
 
 async def make_sms(request: Request, services: Services, params: dict[str, str], _: bytes) -> Response:
-    result = await services.make_sms(params=params, creds=credentials(request, params, client_ip(request, services)))
+    result = await services.make_sms(params=params, creds=credentials(request, params, _ip(request, services)))
     metrics.ANSWERS.labels("MakeSMS", str(result.code)).inc()
     return env.envelope(result.code, result.status, cdls_id=str(result.cdls_id))
 
 
 async def get_user_id(request: Request, services: Services, params: dict[str, str], _: bytes) -> Response:
     answer = await services.accounts.get_user_id(
-        params=params, creds=credentials(request, params, client_ip(request, services))
+        params=params, creds=credentials(request, params, _ip(request, services))
     )
     return _answer("GetUserID", answer)
 
 
 async def get_balance(request: Request, services: Services, params: dict[str, str], _: bytes) -> Response:
-    answer = await services.accounts.get_balance(creds=credentials(request, params, client_ip(request, services)))
+    answer = await services.accounts.get_balance(creds=credentials(request, params, _ip(request, services)))
     return _answer("GetBalance", answer)
 
 
@@ -113,7 +99,7 @@ def _answer(name: str, answer: dict[str, Any] | Rejection) -> Response:
 
 
 async def get_sms_status(request: Request, services: Services, params: dict[str, str], _: bytes) -> Response:
-    answer = await services.status(params=params, creds=credentials(request, params, client_ip(request, services)))
+    answer = await services.status(params=params, creds=credentials(request, params, _ip(request, services)))
     if isinstance(answer, Rejection):
         metrics.ANSWERS.labels("GetSMSStatus", str(answer.code)).inc()
         return env.rejection(answer)
@@ -142,12 +128,15 @@ async def dlr_forbidden(_: Request) -> Response:
 
 
 async def healthz(request: Request) -> Response:
-    """200 while the database answers (`degraded` when a connection keeps failing), else 503."""
+    """200 while the database answers (`degraded` when a connection keeps failing), else 503;
+    500 (with an error id) for a bug."""
     services: Services = request.app.state.services
     try:
-        await services.store.ping()  # type: ignore[attr-defined]
-    except Exception:
+        await services.store.ping()
+    except StoreUnavailable:
         return env.json_response({"status": "unavailable", "database": "down"}, 503)
+    except Exception:
+        return env.internal_error(log_bug("healthz_failed"))
     dispatcher = services.dispatcher
     connections = {
         name: {"state": h.state, "consecutive_failures": h.consecutive_failures, "sent": h.sent, "failed": h.failed}

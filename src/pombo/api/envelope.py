@@ -12,18 +12,19 @@ from pombo.domain.codes import Rejection
 
 JSON = "application/json; charset=utf-8"
 UNAVAILABLE = 503
+INTERNAL_ERROR = 500
 
 
 def http_status(code: int) -> int:
-    """200 for 0 and 1; 401 for 1xx; 413 for an oversized body; 400 for the rest."""
+    """200 for 0 and 1; 401 for 1xx; 413 for an oversized body; 503 and 500 as they are; 400 for the rest."""
     if code in (codes.OK, codes.WR):
         return 200
     if 100 <= code <= 199:
         return 401
     if code == codes.REQUEST_TOO_LARGE:
         return 413
-    if code == UNAVAILABLE:
-        return 503
+    if code in (UNAVAILABLE, INTERNAL_ERROR):
+        return code
     return 400
 
 
@@ -44,5 +45,10 @@ def rejection(rej: Rejection, **extra: Any) -> Response:
 
 
 def unavailable() -> Response:
-    """The store or a dependency failed: a clear error, never a stack trace."""
+    """The database does not answer (StoreUnavailable): try again later."""
     return envelope(UNAVAILABLE, "service unavailable", cdls_id="0")
+
+
+def internal_error(error_id: str) -> Response:
+    """A bug: HTTP 500 with the id of the log line that has the traceback, never the traceback."""
+    return envelope(INTERNAL_ERROR, "internal error", cdls_id="0", error_id=error_id)

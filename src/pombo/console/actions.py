@@ -8,6 +8,7 @@ import structlog
 from starlette.requests import Request
 from starlette.responses import Response
 
+from pombo.api.net import client_ip
 from pombo.console import security
 from pombo.console.web import (
     ROOT,
@@ -31,10 +32,8 @@ NOTE_MAX = 500
 
 
 def _client_ip(request: Request) -> str:
-    # the API's rule for trusted proxies; imported late because the app imports the console
-    from pombo.api.app import client_ip
-
-    return client_ip(request, request.app.state.services)
+    # the API's rule for trusted proxies
+    return client_ip(request, request.app.state.services.settings.trusted_proxies)
 
 
 def _next(target: str | None) -> str:

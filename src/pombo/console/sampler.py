@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 from collections.abc import Callable
 
-from pombo.api import metrics
+from pombo import metrics
 from pombo.domain import codes
 
 EVERY = 5.0

@@ -16,6 +16,7 @@ import structlog
 
 from pombo.domain import codes
 from pombo.domain.model import ConnectionConfig, OutboundSms
+from pombo.errors import StoreUnavailable, new_error_id
 from pombo.ports import Clock, Connection, Store, UpstreamRejected, UpstreamTimeout
 
 log = structlog.get_logger("pombo.dispatch")
@@ -121,9 +122,14 @@ class Dispatcher:
         SETTLE_RETRY_FOR seconds reconciliation owns the message."""
         try:
             await self._record(message_id, code, raw=raw, upstream_id=upstream_id)
-        except Exception:
+        except StoreUnavailable:
             log.warning("settle_deferred", connection=name, cdls_id=message_id, code=code)
             self._keep(asyncio.ensure_future(self._record_later(name, message_id, code, raw=raw, upstream_id=upstream_id)))
+            return codes.WR
+        except Exception:
+            # a bug, not an outage: trying again would fail the same way; the message stays WR
+            # and reconciliation owns it
+            log.exception("settle_failed", connection=name, cdls_id=message_id, code=code, error_id=new_error_id())
             return codes.WR
         if code != codes.OK:
             log.info("upstream_failed", connection=name, cdls_id=message_id)
@@ -143,9 +149,12 @@ class Dispatcher:
             waited += delay
             try:
                 await self._record(message_id, code, raw=raw, upstream_id=upstream_id)
-            except Exception:
+            except StoreUnavailable:
                 delay = min(delay * 2, 5.0)
                 continue
+            except Exception:
+                log.exception("settle_failed", connection=name, cdls_id=message_id, code=code, error_id=new_error_id())
+                return
             self._report(name, code)
             log.info("settle_recorded_late", connection=name, cdls_id=message_id, code=code)
             return

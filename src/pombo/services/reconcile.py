@@ -18,6 +18,7 @@ import structlog
 
 from pombo.domain.delivery import StatusReport
 from pombo.domain.model import ConnectionConfig
+from pombo.errors import StoreUnavailable, new_error_id
 from pombo.ports import Clock, Connection, UpstreamError
 from pombo.services.dlr import DeliveryReports
 
@@ -109,10 +110,13 @@ class Reconciler:
 
 
 async def every(seconds: float, job: Callable[[], Any], name: str) -> None:
-    """Run `job` now and then every `seconds`, logging (not raising) its failures."""
+    """Run `job` now and then every `seconds`, logging (not raising) its failures: the database
+    away is expected now and then (a warning), anything else is a bug (an error, its traceback)."""
     while True:
         try:
             await job()
+        except StoreUnavailable as exc:
+            log.warning("background_job_deferred", job=name, error=str(exc))
         except Exception:
-            log.exception("background_job_failed", job=name)
+            log.exception("background_job_failed", job=name, error_id=new_error_id())
         await asyncio.sleep(seconds)

@@ -12,6 +12,8 @@ from collections.abc import AsyncIterator, Sequence
 from functools import lru_cache
 from typing import Any, Protocol
 
+from pombo.adapters.sql.failures import check_sqlite, pg_connect_failed, pg_unavailable, unavailable
+
 Row = dict[str, Any]
 
 
@@ -64,31 +66,52 @@ class SqliteDatabase:
         db.row_factory = sqlite3.Row
 
     async def fetchone(self, sql: str, args: Sequence[Any] = ()) -> Row | None:
-        row = self.db.execute(sql, args).fetchone()
+        try:
+            row = self.db.execute(sql, args).fetchone()
+        except sqlite3.Error as exc:
+            check_sqlite(exc)
+            raise
         return dict(row) if row is not None else None
 
     async def fetchall(self, sql: str, args: Sequence[Any] = ()) -> list[Row]:
-        return [dict(r) for r in self.db.execute(sql, args).fetchall()]
+        try:
+            return [dict(r) for r in self.db.execute(sql, args).fetchall()]
+        except sqlite3.Error as exc:
+            check_sqlite(exc)
+            raise
 
     async def fetchval(self, sql: str, args: Sequence[Any] = ()) -> Any:
-        row = self.db.execute(sql, args).fetchone()
+        try:
+            row = self.db.execute(sql, args).fetchone()
+        except sqlite3.Error as exc:
+            check_sqlite(exc)
+            raise
         return row[0] if row is not None else None
 
     async def execute(self, sql: str, args: Sequence[Any] = ()) -> int:
-        return self.db.execute(sql, args).rowcount
+        try:
+            return self.db.execute(sql, args).rowcount
+        except sqlite3.Error as exc:
+            check_sqlite(exc)
+            raise
 
     async def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
-        self.db.executemany(sql, rows)
+        try:
+            self.db.executemany(sql, rows)
+        except sqlite3.Error as exc:
+            check_sqlite(exc)
+            raise
 
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[Executor]:
-        self.db.execute("BEGIN IMMEDIATE")
+        await self.execute("BEGIN IMMEDIATE")
         try:
             yield self
         except BaseException:
-            self.db.execute("ROLLBACK")
+            if self.db.in_transaction:  # SQLite ends it by itself on some errors (a full disk)
+                await self.execute("ROLLBACK")
             raise
-        self.db.execute("COMMIT")
+        await self.execute("COMMIT")
 
     async def close(self) -> None:
         self.db.close()
@@ -132,6 +155,40 @@ class _PgExecutor:
             await self.conn.executemany(dollar_params(sql), rows)
 
 
+class Lease:
+    """A pooled asyncpg connection for one `async with`: what means the server is away (on the
+    way in, in the body, or handing it back) leaves as StoreUnavailable; anything else as it is."""
+
+    __slots__ = ("conn", "pool")
+
+    def __init__(self, pool: Any) -> None:
+        self.pool = pool
+        self.conn: Any = None
+
+    async def __aenter__(self) -> Any:
+        try:
+            self.conn = await self.pool.acquire()
+        except Exception as exc:
+            if pg_connect_failed(exc):
+                raise unavailable(exc) from exc
+            raise
+        return self.conn
+
+    async def __aexit__(self, _type: Any, exc: BaseException | None, _tb: Any) -> None:
+        # decided before the release, which detaches the pool's proxy from its connection
+        away = exc is not None and pg_unavailable(exc, conn=self.conn, pool=self.pool)
+        try:
+            await self.pool.release(self.conn)
+        except Exception as failed:
+            if exc is None:  # otherwise the body's error is the one to tell
+                if pg_unavailable(failed, pool=self.pool):
+                    raise unavailable(failed) from failed
+                raise
+        if away:
+            assert exc is not None
+            raise unavailable(exc) from exc
+
+
 class PostgresDatabase:
     """asyncpg pool; each call outside a transaction takes a pooled connection."""
 
@@ -141,28 +198,28 @@ class PostgresDatabase:
         self.pool = pool
 
     async def fetchone(self, sql: str, args: Sequence[Any] = ()) -> Row | None:
-        async with self.pool.acquire() as conn:
+        async with Lease(self.pool) as conn:
             return await _PgExecutor(conn).fetchone(sql, args)
 
     async def fetchall(self, sql: str, args: Sequence[Any] = ()) -> list[Row]:
-        async with self.pool.acquire() as conn:
+        async with Lease(self.pool) as conn:
             return await _PgExecutor(conn).fetchall(sql, args)
 
     async def fetchval(self, sql: str, args: Sequence[Any] = ()) -> Any:
-        async with self.pool.acquire() as conn:
+        async with Lease(self.pool) as conn:
             return await _PgExecutor(conn).fetchval(sql, args)
 
     async def execute(self, sql: str, args: Sequence[Any] = ()) -> int:
-        async with self.pool.acquire() as conn:
+        async with Lease(self.pool) as conn:
             return await _PgExecutor(conn).execute(sql, args)
 
     async def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
-        async with self.pool.acquire() as conn:
+        async with Lease(self.pool) as conn:
             await _PgExecutor(conn).executemany(sql, rows)
 
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[Executor]:
-        async with self.pool.acquire() as conn, conn.transaction():
+        async with Lease(self.pool) as conn, conn.transaction():
             yield _PgExecutor(conn)
 
     async def close(self) -> None:

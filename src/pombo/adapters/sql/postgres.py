@@ -10,11 +10,10 @@ from typing import Any
 
 from sqlalchemy import create_engine
 
-from pombo.adapters.sql import catalog as config
 from pombo.adapters.sql import migrate
 from pombo.adapters.sql.batch import Batcher
-from pombo.adapters.sql.executor import Executor, PostgresDatabase
-from pombo.adapters.sql.store import SettleItem, SqlStore
+from pombo.adapters.sql.executor import Executor, Lease, PostgresDatabase
+from pombo.adapters.sql.store import SettleItem, SqlStore, load_catalog
 from pombo.domain import codes
 from pombo.domain.catalog import Catalog
 from pombo.domain.codes import Rejection
@@ -120,8 +119,7 @@ class PostgresStore(SqlStore):
         return await asyncio.to_thread(self._load_catalog_sync)
 
     def _load_catalog_sync(self) -> Catalog:
-        with self.engine.connect() as conn:
-            return config.load_catalog(conn)
+        return load_catalog(self.engine)
 
     # New sends and the outcomes of earlier ones share one flush: one call, one transaction, one
     # WAL flush (pombo_write), instead of a transaction for each.
@@ -136,7 +134,7 @@ class PostgresStore(SqlStore):
 
         accepts = [_spec_json(x) for kind, x in items if kind == "accept"]
         settles = [{"id": x[0], "uid": x[1], "raw": x[2], "at": x[3]} for kind, x in items if kind == "settle"]
-        async with self.pool.acquire() as conn:
+        async with Lease(self.pool) as conn:
             row = await conn.fetchrow(
                 "SELECT accepted, settled FROM pombo_write($1::jsonb, $2::jsonb, $3)",
                 orjson.dumps(accepts).decode(),

@@ -13,6 +13,7 @@ from sqlalchemy import create_engine, event
 
 from pombo.adapters.sql import queries as q
 from pombo.adapters.sql.executor import SqliteDatabase
+from pombo.adapters.sql.failures import check_sqlite
 from pombo.adapters.sql.store import SettleItem, SqlStore, message_values
 from pombo.domain import codes
 from pombo.domain.codes import Rejection
@@ -134,13 +135,18 @@ class SqliteStore(SqlStore):
 
     async def _accept_batch(self, specs: Sequence[AcceptSpec]) -> list[int | Rejection]:
         db = self.db
-        db.execute("BEGIN IMMEDIATE")
         try:
-            results = [self._accept_one(db, spec) for spec in specs]
-        except BaseException:
-            db.execute("ROLLBACK")
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                results = [self._accept_one(db, spec) for spec in specs]
+            except BaseException:
+                if db.in_transaction:  # SQLite ends it by itself on some errors (a full disk)
+                    db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            check_sqlite(exc)
             raise
-        db.execute("COMMIT")
         return results
 
     @staticmethod
@@ -166,18 +172,25 @@ class SqliteStore(SqlStore):
 
     async def _settle_batch(self, items: Sequence[SettleItem]) -> list[bool]:
         db = self.db
-        db.execute("BEGIN IMMEDIATE")
         try:
-            results = []
-            for mid, uid, raw, now in items:
-                settled = db.execute(q.SETTLE_OK, (uid, raw, now, mid)).rowcount == 1
-                if settled:
-                    db.execute(q.ENQUEUE_CALLBACK, (new_event_id(), now, now, now, mid))
-                results.append(settled)
-        except BaseException:
-            db.execute("ROLLBACK")
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                results = [self._settle_one(db, *item) for item in items]
+            except BaseException:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            check_sqlite(exc)
             raise
-        db.execute("COMMIT")
         return results
+
+    @staticmethod
+    def _settle_one(db: sqlite3.Connection, mid: int, uid: str | None, raw: str, now: float) -> bool:
+        settled = db.execute(q.SETTLE_OK, (uid, raw, now, mid)).rowcount == 1
+        if settled:
+            db.execute(q.ENQUEUE_CALLBACK, (new_event_id(), now, now, now, mid))
+        return settled
 
 

@@ -12,12 +12,13 @@ from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
 
 from pombo.adapters.sql import catalog as config
-from pombo.adapters.sql import migrate
 from pombo.adapters.sql import queries as q
 from pombo.adapters.sql.batch import Batcher
 from pombo.adapters.sql.executor import Database, Executor
+from pombo.adapters.sql.failures import check_sqlalchemy
 from pombo.adapters.sql.operator_store import OperatorSide
 from pombo.domain import codes, delivery
 from pombo.domain.catalog import Catalog
@@ -85,8 +86,7 @@ class SqlStore(OperatorSide):
         return str(await self.x.fetchval(q.CONFIG_VERSION) or "0")
 
     async def _load_catalog(self) -> Catalog:
-        with self.engine.connect() as conn:
-            return config.load_catalog(conn)
+        return load_catalog(self.engine)
 
     # ------------------------------------------------------------ the send
 
@@ -267,6 +267,16 @@ class SqlStore(OperatorSide):
         return [(r["id"], int(r["balance"]), int(r["ledger"])) for r in await self.x.fetchall(q.LEDGER_SUMS)]
 
 
+def load_catalog(engine: Engine) -> Catalog:
+    """The catalog read through SQLAlchemy; the database away is StoreUnavailable."""
+    try:
+        with engine.connect() as conn:
+            return config.load_catalog(conn)
+    except SQLAlchemyError as exc:
+        check_sqlalchemy(exc)
+        raise
+
+
 def message_values(spec: AcceptSpec) -> tuple[Any, ...]:
     """The INSERT_MESSAGE parameters for an accepted send (value = the customer's debit)."""
     assert spec.debits is not None
@@ -298,17 +308,3 @@ def storable(text: str) -> str:
 async def enqueue(tx: Executor, message_id: int, now: float) -> None:
     """One callback event for the message's new state, when it has somewhere to go."""
     await tx.execute(q.ENQUEUE_CALLBACK, (new_event_id(), now, now, now, message_id))
-
-
-async def open_store(database_url: str, *, durable: bool = True) -> SqlStore:
-    """The store for a database URL (sqlite:///... or postgresql://...), schema migrated."""
-    migrate.upgrade(database_url)
-    if database_url.startswith(("postgresql://", "postgres://")):
-        from pombo.adapters.sql.postgres import PostgresStore
-
-        return await PostgresStore.open(database_url, durable=durable)
-    if database_url.startswith("sqlite:///"):
-        from pombo.adapters.sql.sqlite import SqliteStore
-
-        return SqliteStore(database_url)
-    raise ValueError("POMBO_DATABASE_URL must start with sqlite:/// or postgresql://")
