@@ -9,6 +9,7 @@ import contextlib
 import pytest
 
 from pombo.domain import codes
+from pombo.errors import StoreUnavailable
 from pombo.services.dispatch import FAILING_AFTER
 from tests.unit.services.conftest import NOON, Outcome, World, base_document, connection
 
@@ -83,7 +84,7 @@ async def test_a_store_that_cannot_take_the_outcome_answers_wr_and_records_it_la
     async def flaky(**kwargs: object) -> bool:
         calls.append(1)
         if len(calls) == 1:
-            raise ConnectionError("database away")
+            raise StoreUnavailable("database away")
         return await settle_ok(**kwargs)  # type: ignore[arg-type]
 
     store.settle_ok = flaky  # type: ignore[method-assign]
