@@ -162,3 +162,10 @@ async def ledger_rows(store: Any) -> list[tuple[int, int, str, int | None]]:
     else:
         rows = await store.x.fetchall("SELECT customer_id, amount, cause, message_id FROM ledger ORDER BY id")
     return [(r["customer_id"], int(r["amount"]), r["cause"], r["message_id"]) for r in rows]
+
+
+def known_drift(request: pytest.FixtureRequest, engine: str, reason: str) -> None:
+    """Mark this case as failing on `engine` today, for `reason` (strict: a fix makes it fail
+    until the mark goes)."""
+    if request.node.callspec.params.get("store") == engine:
+        request.applymarker(pytest.mark.xfail(strict=True, reason=f"drift on {engine}: {reason}"))
