@@ -115,24 +115,24 @@ async def provision(store: Any, doc: dict[str, Any], *, now: float = T0) -> Prov
     return ProvisionReport(warnings=warnings, counts=counts)
 
 
-async def operate(store: Any, name: str, **kwargs: Any) -> Any:
+async def operate(store: Any, method: str, /, **kwargs: Any) -> Any:
     """Call one Admin method (credit_add, issue_token, revoke_token, revoke_customer_token,
     set_connection_enabled, prune_log, ip_report, unblock_ip) on any store."""
-    if hasattr(store, name):
-        return await getattr(store, name)(**kwargs)
+    if hasattr(store, method):
+        return await getattr(store, method)(**kwargs)
     kwargs.pop("now", None)
-    if name == "credit_add" and "note" not in kwargs:
+    if method == "credit_add" and "note" not in kwargs:
         kwargs["note"] = None
-    if name == "issue_token":
+    if method == "issue_token":
         kwargs.setdefault("user_id", None)
     try:
-        if name in ("revoke_customer_token", "set_connection_enabled"):
+        if method in ("revoke_customer_token", "set_connection_enabled"):
             from pombo.console import writes
 
-            result = getattr(writes, {"revoke_customer_token": "revoke_token"}.get(name, name))(store.engine, **kwargs)
+            result = getattr(writes, {"revoke_customer_token": "revoke_token"}.get(method, method))(store.engine, **kwargs)
         else:
             with store.engine.begin() as conn:
-                result = getattr(admin, name)(conn, **kwargs)
+                result = getattr(admin, method)(conn, **kwargs)
     except admin.NotFound as exc:
         raise NotFound(str(exc)) from exc
     store.invalidate()
