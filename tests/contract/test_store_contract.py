@@ -264,3 +264,21 @@ async def test_concurrent_settles_refund_once(shop: Store) -> None:
     if row["status_code"] == 300:
         assert await shop.ledger_sums() == start
     await assert_sound(shop)
+
+
+async def test_concurrent_sends_under_the_night_cap(shop: Store) -> None:
+    results = await asyncio.gather(
+        *(shop.accept(spec(dest=f"5511987{i:06d}", night_since=T0 - 100, night_limit=5)) for i in range(20))
+    )
+    assert sorted(code(r) for r in results) == [0] * 5 + [245] * 15
+
+
+async def test_concurrent_sends_of_a_reseller_and_its_child_share_its_credit(store: Store) -> None:
+    await provision(store, base_doc(reseller_balance="0.2000"))  # 2000 units, 500 a send on its account
+    results = await asyncio.gather(
+        *(store.accept(spec(SHOP if i % 2 else RESELLER, dest=f"5511987{i:06d}")) for i in range(12))
+    )
+    # accepted while the reseller is above 0 before the send: 2000, 1500, 1000, 500 -> 4 sends
+    assert sorted(code(r) for r in results) == [0] * 4 + [250] * 8
+    assert await store.balance(customer_id=RESELLER) == (0, 0)
+    await assert_sound(store)
