@@ -15,10 +15,13 @@ from pombo.services.provisioning import parse_document
 from tests.contract.conftest import (
     OTHER,
     RESELLER,
+    RESELLER_PRICE,
     SHOP,
+    SHOP_PRICE,
     T0,
     assert_sound,
     base_doc,
+    known_drift,
     ledger_rows,
     operate,
     provision,
@@ -210,3 +213,20 @@ async def test_ledger_sums_list_every_customer(shop: Store) -> None:
     sums = await shop.ledger_sums()
     assert sums == [(RESELLER, 5_000_000, 5_000_000), (SHOP, 200_000, 200_000), (OTHER, 100_000, 100_000)]
 
+
+
+async def test_message_ids_are_never_reused_after_a_prune(request: pytest.FixtureRequest, shop: Store) -> None:
+    known_drift(request, "sqlite", "messages.id is a plain rowid (no AUTOINCREMENT): after pruning the newest "
+                "messages SQLite hands their ids out again, so a client paging by last id misses the new ones "
+                "and settle_failed of a new message also refunds the pruned message's ledger rows")
+    start = await shop.ledger_sums()
+    old = await shop.accept(spec(now=T0))
+    assert isinstance(old, int)
+    await shop.settle_ok(message_id=old, upstream_id="u", raw="ok", now=T0 + 1)
+    await operate(shop, "prune_log", before=T0 + 10, now=T0 + 100)
+    new = await shop.accept(spec(now=T0 + 200))
+    assert isinstance(new, int)
+    assert await shop.settle_failed(message_id=new, raw="no", now=T0 + 201)
+    paid_for_old = {cid: -SHOP_PRICE if cid == SHOP else -RESELLER_PRICE if cid == RESELLER else 0 for cid, _, _ in start}
+    assert [(c, b) for c, b, _ in await shop.ledger_sums()] == [(c, b + paid_for_old[c]) for c, b, _ in start]
+    assert new > old
