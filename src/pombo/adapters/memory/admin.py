@@ -3,6 +3,7 @@ connections, the log's upkeep and the brute-force state (SPEC §8, §9)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from pombo.adapters.memory.tables import Account, Row, StoredToken, Tables, json_copy
@@ -51,8 +52,7 @@ class Operator:
         existing = self.t.connections.get(spec.name)
         secret = spec.dlr_secret or (existing.dlr_secret if existing else None) or credentials.new_secret()
         config = spec.to_config(dlr_secret=secret)
-        self.t.connections[spec.name] = config
-        self.t.set_connection(spec.name, options=json_copy(config.options))
+        self.t.connections[spec.name] = replace(config, options=json_copy(config.options))
 
     def _put_customer(self, spec: CustomerSpec, *, now: float, counts: dict[str, int]) -> None:
         t = self.t

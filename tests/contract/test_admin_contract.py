@@ -1,0 +1,232 @@
+"""The operator's changes (SPEC §8, §9): provisioning with its upsert rules, references and
+warnings, the catalog built from what is stored, money, tokens, connections, pruning the log."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+
+from pombo.domain import credentials
+from pombo.errors import NotFound
+from pombo.ports import Store
+from pombo.services.provisioning import parse_document
+from tests.contract.conftest import (
+    OTHER,
+    RESELLER,
+    RESELLER_PRICE,
+    SHOP,
+    SHOP_PRICE,
+    T0,
+    assert_sound,
+    base_doc,
+    known_drift,
+    ledger_rows,
+    operate,
+    provision,
+    raw_reports,
+    spec,
+)
+
+SHOP_TOKEN = "tok-shop-0000000001"
+
+
+def customer(doc: dict[str, Any], customer_id: int) -> dict[str, Any]:
+    return next(c for c in doc["customers"] if c["id"] == customer_id)
+
+
+async def test_the_catalog_is_what_was_provisioned(store: Store) -> None:
+    doc = base_doc()
+    shop = customer(doc, SHOP)
+    shop.update(blocklist=["11 98765-0009"], models=["Seu código é {x}"], ip_allowlist=["10.0.0.0/8"],
+                users=[{"username": "ana", "password": "pw-ana", "send": True}],
+                callback={"url": "http://hook.example/cb", "headers": {"X-K": "v"}})
+    doc["text_filter"] = ["banco falso"]
+    doc["tariffs"].append({"customer": SHOP, "prefix": "5521", "value": "0.0900", "connection": "sim"})
+    report = await provision(store, doc)
+    assert report.errors == [] and report.warnings == []
+    assert report.counts == {"connections": 1, "costs": 1, "customers": 3, "tariffs": 4, "tokens": 3, "users": 1}
+    cat = await store.catalog()
+    plan = parse_document(copy.deepcopy(doc))
+    assert dict(cat.customers) == {c.id: c.to_customer() for c in plan.customers}
+    assert cat.chain(SHOP) == (SHOP, RESELLER) and cat.chain(OTHER) == (OTHER,)
+    token = cat.tokens[credentials.hash_token(SHOP_TOKEN)]
+    assert (token.customer_id, token.user_id, token.prefix) == (SHOP, None, SHOP_TOKEN[:10])
+    assert len(cat.tokens) == 3
+    user = cat.users_by_name["ana"]
+    assert (user.customer_id, user.send, user.app) == (SHOP, True, False)
+    assert credentials.verify_password("pw-ana", user.password_hash) and cat.users_by_id[user.id] == user
+    assert cat.prices((SHOP, RESELLER), "5521999990000", "sim") == [900, 500]
+    assert cat.prices((SHOP, RESELLER), "5511999990000", "sim") == [800, 500]
+    assert cat.prices((SHOP,), "4411999990000", "sim") is None
+    assert cat.cost("5511999990000", "sim") == 100
+    assert cat.blocked_number((SHOP, RESELLER), "5511987650009") and not cat.blocked_number((OTHER,), "5511987650009")
+    assert SHOP in cat.models and OTHER not in cat.models
+    assert cat.text_filter.matches("seu BANCO FALSO avisa") and not cat.text_filter.matches("itau")
+    sim = cat.connections["sim"]
+    assert (sim.kind, sim.enabled, sim.dlr_secret, sim.options) == ("simulator", True, "s3cret-sim", {"delay": 0.0})
+
+
+async def test_opening_balance_only_on_create(store: Store) -> None:
+    await provision(store, base_doc(shop_balance="20.00", shop_limit="-1.00"))
+    await provision(store, base_doc(shop_balance="99.00", shop_limit="-2.00"), now=T0 + 1)
+    assert await store.balance(customer_id=SHOP) == (200_000, -20_000)  # the limit follows the file
+    assert sorted(r for r in await ledger_rows(store) if r[2] == "opening") == sorted(
+        [(RESELLER, 5_000_000, "opening", None), (SHOP, 200_000, "opening", None), (OTHER, 100_000, "opening", None)])
+    doc = base_doc()
+    doc["customers"].append({"id": 30, "name": "Zero", "sms_provider": "sim", "balance": "0"})
+    doc["customers"].append({"id": 31, "name": "Nada", "sms_provider": "sim"})
+    await provision(store, doc)
+    assert await store.balance(customer_id=30) == (0, 0) and await store.balance(customer_id=31) == (0, 0)
+    assert [r for r in await ledger_rows(store) if r[0] in (30, 31)] == []
+    await assert_sound(store)
+
+
+async def test_lists_are_replaced_only_when_given(store: Store) -> None:
+    doc = base_doc()
+    customer(doc, SHOP).update(blocklist=["5511987650009"], models=["a {x}", "b {y}"])
+    await provision(store, doc)
+    await provision(store, base_doc())  # no blocklist, no models: both kept
+    cat = await store.catalog()
+    assert cat.blocklists[SHOP] == frozenset({"5511987650009"}) and SHOP in cat.models
+    doc = base_doc()
+    customer(doc, SHOP).update(blocklist=[], models=[])
+    await provision(store, doc)
+    cat = await store.catalog()
+    assert SHOP not in cat.blocklists and SHOP not in cat.models
+
+
+async def test_tokens_users_and_secrets_survive_a_reload(store: Store) -> None:
+    doc = base_doc()
+    customer(doc, SHOP)["users"] = [{"username": "ana", "password": "pw-ana"}]
+    del doc["connections"][0]["dlr_secret"]
+    await provision(store, doc)
+    first = await store.catalog()
+    secret = first.connections["sim"].dlr_secret
+    assert len(secret) >= 16
+    report = await provision(store, doc, now=T0 + 1)
+    assert report.counts["tokens"] == 0  # already stored
+    again = await store.catalog()
+    assert again.connections["sim"].dlr_secret == secret  # kept, not drawn again
+    assert again.users_by_name["ana"].password_hash == first.users_by_name["ana"].password_hash
+    assert dict(again.tokens) == dict(first.tokens)
+    customer(doc, SHOP)["users"] = [{"username": "ana", "password": "new-pw", "app": True}]
+    await provision(store, doc, now=T0 + 2)
+    ana = (await store.catalog()).users_by_name["ana"]
+    assert ana.app and credentials.verify_password("new-pw", ana.password_hash)
+    assert ana.id == first.users_by_name["ana"].id
+
+
+async def test_reference_errors_apply_nothing(store: Store) -> None:
+    await provision(store, base_doc())
+    before = await store.catalog()
+    doc = {"customers": [{"id": 40, "name": "Órfã", "parent": 99, "sms_provider": "sim"}],
+           "tariffs": [{"customer": 98, "prefix": "55", "value": "0.01"}, {"customer": SHOP, "prefix": "56", "value": "0.01"}]}
+    report = await provision(store, doc)
+    assert report.errors == ["customers[0] (id 40): parent: customer 99 does not exist",
+                             "tariffs[0] (customer 98, prefix 55): customer 98 does not exist"]
+    after = await store.catalog()
+    assert 40 not in after.customers and after.prices((SHOP,), "5611999990000", "sim") is None
+    assert dict(after.customers) == dict(before.customers)
+    ok = await provision(store, {"tariffs": [{"customer": SHOP, "prefix": "56", "value": "0.01"}]})
+    assert ok.errors == [] and (await store.catalog()).prices((SHOP,), "5611999990000", "sim") == [100]
+
+
+async def test_routing_warnings(store: Store) -> None:
+    await provision(store, {"connections": [{"name": "off", "kind": "simulator", "enabled": False}]})
+    doc = {"customers": [{"id": 50, "name": "A", "sms_provider": "nowhere"}, {"id": 51, "name": "B", "sms_provider": "off"},
+                         {"id": 52, "name": "C", "sms_provider": "nowhere", "sms": False}]}
+    report = await provision(store, doc)
+    assert report.errors == []
+    assert report.warnings == [
+        "customers[0] (id 50, 'A'): routes to connection 'nowhere', which is not defined in this file",
+        "customers[1] (id 51, 'B'): routes to connection 'off', which is not defined in this file",
+        "customers[0] (id 50): routes to connection 'nowhere', which does not exist (sends will answer 220)",
+        "customers[1] (id 51): routes to connection 'off', which is disabled (sends will answer 220)",
+    ]
+    assert {50, 51, 52} <= set((await store.catalog()).customers)
+
+
+async def test_credit_add(shop: Store) -> None:
+    assert await operate(shop, "credit_add", customer_id=SHOP, amount=12_345, note="pix", now=T0) == 212_345
+    assert await operate(shop, "credit_add", customer_id=SHOP, amount=-345, note=None, now=T0) == 212_000
+    assert await shop.balance(customer_id=SHOP) == (212_000, 0)
+    assert [r for r in await ledger_rows(shop) if r[2] == "topup"] == [(SHOP, 12_345, "topup", None), (SHOP, -345, "topup", None)]
+    with pytest.raises(NotFound):
+        await operate(shop, "credit_add", customer_id=999, amount=1, note=None, now=T0)
+    await assert_sound(shop)
+
+
+async def test_tokens_issued_and_revoked(shop: Store) -> None:
+    token = await operate(shop, "issue_token", customer_id=OTHER, user_id=None, now=T0)
+    hashed = credentials.hash_token(token)
+    issued = (await shop.catalog()).tokens[hashed]
+    assert (issued.customer_id, issued.prefix) == (OTHER, token[:10])
+    with pytest.raises(NotFound):
+        await operate(shop, "issue_token", customer_id=999, user_id=None, now=T0)
+    assert await operate(shop, "revoke_token", token_or_prefix=token, now=T0) == 1
+    assert hashed not in (await shop.catalog()).tokens  # a revoked token is gone from the catalog
+    assert await operate(shop, "revoke_token", token_or_prefix=token, now=T0) == 0
+    assert await operate(shop, "revoke_token", token_or_prefix=SHOP_TOKEN[:10], now=T0) == 1  # by prefix
+    assert credentials.hash_token(SHOP_TOKEN) not in (await shop.catalog()).tokens
+    await provision(shop, base_doc())  # provisioning a revoked token again does not bring it back
+    assert credentials.hash_token(SHOP_TOKEN) not in (await shop.catalog()).tokens
+
+
+async def test_revoke_a_customers_token_by_id(shop: Store) -> None:
+    token = (await shop.catalog()).tokens[credentials.hash_token("tok-other-000000001")]
+    assert await operate(shop, "revoke_customer_token", customer_id=SHOP, token_id=token.id, now=T0) is None
+    assert await operate(shop, "revoke_customer_token", customer_id=OTHER, token_id=token.id, now=T0) == token.prefix
+    assert await operate(shop, "revoke_customer_token", customer_id=OTHER, token_id=token.id, now=T0) is None
+    assert token.token_hash not in (await shop.catalog()).tokens
+
+
+async def test_connections_enabled_and_disabled(shop: Store) -> None:
+    assert await operate(shop, "set_connection_enabled", name="sim", enabled=False)
+    assert not (await shop.catalog()).connections["sim"].enabled
+    assert await operate(shop, "set_connection_enabled", name="sim", enabled=True)
+    assert (await shop.catalog()).connections["sim"].enabled
+    assert not await operate(shop, "set_connection_enabled", name="nope", enabled=True)
+
+
+async def test_prune_keeps_waiting_messages_and_the_ledger(shop: Store) -> None:
+    ids = []
+    for i in range(4):
+        result = await shop.accept(spec(dest=f"55119876500{i:02d}", now=T0 + i))
+        assert isinstance(result, int)
+        ids.append(result)
+    await shop.settle_ok(message_id=ids[0], upstream_id="u0", raw="ok", now=T0 + 10)
+    await shop.settle_failed(message_id=ids[1], raw="no", now=T0 + 10)
+    await shop.apply_delivery(connection="sim", message_id=ids[0], upstream_id=None, state="delivered", raw="d", now=T0 + 11)
+    await shop.apply_delivery(connection="sim", message_id=ids[2], upstream_id=None, state="sent", raw="s", now=T0 + 11)
+    ledger = await ledger_rows(shop)
+    counts = await operate(shop, "prune_log", before=T0 + 2.5, now=T0 + 100)
+    assert counts == {"partitions_dropped": 0, "messages_deleted": 2, "reports_deleted": 1, "waiting_kept": 1}
+    assert [await shop.get_message(customer_id=SHOP, message_id=i) is not None for i in ids] == [False, False, True, True]
+    assert await raw_reports(shop) == [("sim", ids[2], "sent", "s")]
+    assert await ledger_rows(shop) == ledger
+    await assert_sound(shop)
+
+
+async def test_ledger_sums_list_every_customer(shop: Store) -> None:
+    sums = await shop.ledger_sums()
+    assert sums == [(RESELLER, 5_000_000, 5_000_000), (SHOP, 200_000, 200_000), (OTHER, 100_000, 100_000)]
+
+
+
+async def test_message_ids_are_never_reused_after_a_prune(request: pytest.FixtureRequest, shop: Store) -> None:
+    known_drift(request, "sqlite", "messages.id is a plain rowid (no AUTOINCREMENT): after pruning the newest "
+                "messages SQLite hands their ids out again, so a client paging by last id misses the new ones "
+                "and settle_failed of a new message also refunds the pruned message's ledger rows")
+    start = await shop.ledger_sums()
+    old = await shop.accept(spec(now=T0))
+    assert isinstance(old, int)
+    await shop.settle_ok(message_id=old, upstream_id="u", raw="ok", now=T0 + 1)
+    await operate(shop, "prune_log", before=T0 + 10, now=T0 + 100)
+    new = await shop.accept(spec(now=T0 + 200))
+    assert isinstance(new, int)
+    assert await shop.settle_failed(message_id=new, raw="no", now=T0 + 201)
+    paid_for_old = {cid: -SHOP_PRICE if cid == SHOP else -RESELLER_PRICE if cid == RESELLER else 0 for cid, _, _ in start}
+    assert [(c, b) for c, b, _ in await shop.ledger_sums()] == [(c, b + paid_for_old[c]) for c, b, _ in start]
+    assert new > old

@@ -1,0 +1,222 @@
+"""After the send (SPEC §8): delivery reports move forward only, orphans are claimed under a lease,
+and every state change of a message with a callback URL becomes one outbox event, handed out in
+order per message under a lease."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+
+from pombo.ports import Store
+from tests.contract.conftest import SHOP, T0, known_drift, raw_reports, spec
+
+HOOK = "http://hook.example/cb"
+HEX32 = re.compile(r"[0-9a-f]{32}")
+
+
+async def accepted(store: Store, **kw: Any) -> int:
+    result = await store.accept(spec(**kw))
+    assert isinstance(result, int), result
+    return result
+
+
+async def delivery(store: Store, message_id: int) -> str:
+    row = await store.get_message(customer_id=SHOP, message_id=message_id)
+    assert row is not None
+    return str(row["delivery"])
+
+
+async def report(store: Store, state: str | None, *, message_id: int | None = None, upstream_id: str | None = None,
+                 raw: str = "raw", now: float = T0 + 10, connection: str = "sim") -> bool:
+    return await store.apply_delivery(connection=connection, message_id=message_id, upstream_id=upstream_id,
+                                      state=state, raw=raw, now=now)
+
+
+async def drain(store: Store, *, now: float = T0 + 1000) -> list[dict[str, Any]]:
+    """Every event, taking each as it becomes due (done at once)."""
+    events: list[dict[str, Any]] = []
+    while batch := await store.due_callbacks(now=now, lease=30, limit=100):
+        for event in batch:
+            await store.callback_done(event_id=event["id"], now=now)
+        events += batch
+    return events
+
+
+# ------------------------------------------------------------ delivery reports
+
+
+async def test_reports_move_forward_only_and_are_all_kept(shop: Store) -> None:
+    mid = await accepted(shop)
+    await shop.settle_ok(message_id=mid, upstream_id="up-1", raw="ok", now=T0 + 1)
+    steps = [("pending", False, "pending"), ("sent", True, "sent"), ("sent", False, "sent"),
+             ("delivered", True, "delivered"), ("sent", False, "delivered"), ("undelivered", False, "delivered"),
+             ("bogus", False, "delivered"), (None, False, "delivered")]
+    for i, (state, moved, now_in) in enumerate(steps):
+        assert await report(shop, state, message_id=mid, raw=f"r{i}", now=T0 + 10 + i) is moved, (i, state)
+        assert await delivery(shop, mid) == now_in
+    row = await shop.get_message(customer_id=SHOP, message_id=mid)
+    assert row is not None
+    assert (row["sent_at"], row["final_at"], row["updated_at"]) == (T0 + 11, T0 + 13, T0 + 13)
+    assert await raw_reports(shop) == [("sim", mid, state, f"r{i}") for i, (state, _, _) in enumerate(steps)]
+
+
+@pytest.mark.parametrize(
+    ("first", "then", "moves"),
+    [("unknown", "sent", True), ("unknown", "delivered", True), ("pending", "expired", True),
+     ("sent", "rejected", True), ("rejected", "delivered", False), ("expired", "sent", False)],
+)
+async def test_forward_moves(shop: Store, first: str, then: str, moves: bool) -> None:
+    mid = await accepted(shop)
+    if first == "unknown":
+        assert await shop.mark_unknown(message_id=mid, now=T0 + 1)
+    elif first != "pending":
+        assert await report(shop, first, message_id=mid)
+    assert await report(shop, then, message_id=mid, now=T0 + 20) is moves
+    assert await delivery(shop, mid) == (then if moves else first)
+
+
+async def test_reports_find_messages_by_upstream_id_on_their_connection(shop: Store) -> None:
+    mid = await accepted(shop)
+    await shop.settle_ok(message_id=mid, upstream_id="up-7", raw="ok", now=T0 + 1)
+    assert not await report(shop, "delivered", upstream_id="nope")  # unknown upstream id: ignored
+    assert not await report(shop, "delivered", upstream_id="up-7", connection="other")
+    assert not await report(shop, "delivered", message_id=mid, connection="other")
+    assert not await report(shop, "delivered", message_id=99999)
+    assert not await report(shop, "delivered")  # neither id
+    assert await delivery(shop, mid) == "pending"
+    assert await report(shop, "delivered", upstream_id="up-7")
+    assert await delivery(shop, mid) == "delivered"
+    kept = await raw_reports(shop)
+    assert [r[1] for r in kept] == [None, None, None, None, None, mid]  # every report kept, found or not
+
+
+async def test_a_message_id_wins_over_an_upstream_id(shop: Store) -> None:
+    first, second = await accepted(shop), await accepted(shop, dest="5511987650002")
+    await shop.settle_ok(message_id=second, upstream_id="up-2", raw="ok", now=T0 + 1)
+    assert await report(shop, "delivered", message_id=first, upstream_id="up-2")
+    assert (await delivery(shop, first), await delivery(shop, second)) == ("delivered", "pending")
+
+
+# ------------------------------------------------------------ orphans
+
+
+async def test_orphans_are_claimed_under_a_lease(shop: Store) -> None:
+    ids = [await accepted(shop, dest=f"55119876500{i:02d}", now=T0 + 10 * i) for i in range(4)]
+    await shop.settle_ok(message_id=ids[1], upstream_id=None, raw="ok", now=T0 + 11)  # settled: no orphan
+
+    async def claim(now: float, limit: int = 100) -> list[int]:
+        return [r["id"] for r in await shop.claim_orphans(older_than=T0 + 25, now=now, limit=limit)]
+
+    assert await claim(T0 + 100, limit=1) == [ids[0]]
+    assert await claim(T0 + 100) == [ids[2]]  # ids[3] is too young, ids[0] is claimed
+    assert await claim(T0 + 160) == []  # a claim lasts 60 s: not yet over at exactly 60
+    assert await claim(T0 + 160.5) == [ids[0], ids[2]]
+    assert await shop.mark_unknown(message_id=ids[0], now=T0 + 200)
+    assert not await shop.mark_unknown(message_id=ids[0], now=T0 + 201)  # only from pending
+    assert not await shop.mark_unknown(message_id=ids[1], now=T0 + 201)  # settled
+    assert await claim(T0 + 400) == [ids[2]]  # unknown is no orphan any more
+    assert await delivery(shop, ids[0]) == "unknown"
+    row = await shop.get_message(customer_id=SHOP, message_id=ids[0])
+    assert row is not None and row["status_code"] == 1  # still charged and waiting
+    assert await shop.settle_ok(message_id=ids[0], upstream_id="late", raw="ok", now=T0 + 500)
+
+
+async def test_claimed_rows_are_message_rows(shop: Store) -> None:
+    mid = await accepted(shop, ctid="k")
+    [row] = await shop.claim_orphans(older_than=T0 + 1, now=T0 + 100)
+    assert row == await shop.get_message(customer_id=SHOP, message_id=mid)
+
+
+# ------------------------------------------------------------ the outbox
+
+
+async def every_change(store: Store, notify_url: str | None) -> int:
+    """A message through every kind of change: settled, unknown-free path, three reports."""
+    mid = await accepted(store, notify_url=notify_url)
+    assert await store.settle_ok(message_id=mid, upstream_id="u1", raw="ok", now=T0 + 1)
+    assert await report(store, "sent", message_id=mid, now=T0 + 2)
+    assert not await report(store, "sent", message_id=mid, now=T0 + 3)  # no change, no event
+    assert await report(store, "delivered", message_id=mid, now=T0 + 4)
+    return mid
+
+
+async def test_one_event_per_change_in_order(shop: Store) -> None:
+    mid = await every_change(shop, HOOK)
+    events = await drain(shop)
+    assert [(e["status_code"], e["delivery"], e["occurred_at"]) for e in events] == [
+        (0, "pending", T0 + 1), (0, "sent", T0 + 2), (0, "delivered", T0 + 4)]
+    assert {(e["url"], e["customer_id"], e["message_id"], e["attempts"]) for e in events} == {(HOOK, SHOP, mid, 0)}
+    assert events[-1]["message"] == await shop.get_message(customer_id=SHOP, message_id=mid)
+
+
+async def test_no_events_without_a_url(shop: Store) -> None:
+    await every_change(shop, None)
+    failed = await accepted(shop, dest="5511987650002")
+    await shop.settle_failed(message_id=failed, raw="no", now=T0 + 1)
+    unknown = await accepted(shop, dest="5511987650003")
+    await shop.mark_unknown(message_id=unknown, now=T0 + 1)
+    assert await drain(shop) == []
+
+
+async def test_event_ids_of_refunds_reports_and_unknowns(shop: Store) -> None:
+    failed = await accepted(shop, notify_url=HOOK)
+    await shop.settle_failed(message_id=failed, raw="no", now=T0 + 1)
+    lost = await accepted(shop, dest="5511987650002", notify_url=HOOK)
+    await shop.mark_unknown(message_id=lost, now=T0 + 1)
+    await report(shop, "sent", message_id=lost, now=T0 + 2)
+    events = await drain(shop)
+    assert [(e["message_id"], e["status_code"], e["delivery"]) for e in events] == [
+        (failed, 300, "rejected"), (lost, 1, "unknown"), (lost, 1, "sent")]
+    ids = [e["event_id"] for e in events]
+    assert all(HEX32.fullmatch(i) for i in ids) and len(set(ids)) == len(ids)
+
+
+async def test_event_ids_are_32_lowercase_hex_and_unique(request: pytest.FixtureRequest, shop: Store) -> None:
+    known_drift(request, "postgresql", "settle_ok's event ids are drawn in pombo_write by gen_random_uuid() "
+                "(36 characters with dashes), not by new_event_id (32 hex digits)")
+    await every_change(shop, HOOK)  # settled, sent, delivered: three events
+    for i in range(3):
+        mid = await accepted(shop, dest=f"55119876501{i:02d}", notify_url=HOOK)
+        await shop.settle_ok(message_id=mid, upstream_id=f"v{i}", raw="ok", now=T0 + 5)
+    ids = [e["event_id"] for e in await drain(shop)]
+    assert len(ids) == 6
+    assert len(set(ids)) == len(ids)
+    assert all(HEX32.fullmatch(i) for i in ids), ids
+
+
+async def test_the_next_event_waits_for_the_one_before(shop: Store) -> None:
+    mid = await every_change(shop, HOOK)
+    [first] = await shop.due_callbacks(now=T0 + 10, lease=30, limit=10)
+    assert first["delivery"] == "pending"
+    await shop.callback_retry(event_id=first["id"], error="502", next_at=T0 + 100, now=T0 + 10)
+    assert await shop.due_callbacks(now=T0 + 50, lease=30, limit=10) == []  # nothing overtakes it
+    [again] = await shop.due_callbacks(now=T0 + 100, lease=30, limit=10)
+    assert (again["id"], again["attempts"]) == (first["id"], 1)
+    await shop.callback_retry(event_id=again["id"], error="502 again", next_at=None, now=T0 + 100)  # given up
+    [second] = await shop.due_callbacks(now=T0 + 101, lease=30, limit=10)
+    assert (second["delivery"], second["message_id"]) == ("sent", mid)
+    await shop.callback_done(event_id=second["id"], now=T0 + 101)
+    [third] = await shop.due_callbacks(now=T0 + 101, lease=30, limit=10)
+    assert third["delivery"] == "delivered"
+
+
+async def test_a_leased_event_is_not_handed_out_again_until_the_lease_passes(shop: Store) -> None:
+    await every_change(shop, HOOK)
+    other = await accepted(shop, dest="5511987650002", notify_url=HOOK)
+    await shop.settle_ok(message_id=other, upstream_id="u2", raw="ok", now=T0 + 1)
+    leased = await shop.due_callbacks(now=T0 + 10, lease=30, limit=1)
+    assert len(leased) == 1
+    [next_one] = await shop.due_callbacks(now=T0 + 10, lease=30, limit=10)  # the other message's
+    assert next_one["message_id"] == other
+    assert await shop.due_callbacks(now=T0 + 40, lease=30, limit=10) == []  # exactly at the lease's end
+    again = await shop.due_callbacks(now=T0 + 40.5, lease=30, limit=10)
+    assert [e["id"] for e in again] == [leased[0]["id"], next_one["id"]]
+
+
+async def test_an_event_not_yet_due_waits(shop: Store) -> None:
+    mid = await accepted(shop, notify_url=HOOK)
+    await shop.settle_ok(message_id=mid, upstream_id="u", raw="ok", now=T0 + 5)
+    assert await shop.due_callbacks(now=T0 + 4.9, lease=30, limit=10) == []
+    assert len(await shop.due_callbacks(now=T0 + 5, lease=30, limit=10)) == 1
