@@ -15,9 +15,7 @@ from typing import Any
 import pytest
 
 from pombo.adapters.memory import MemoryStore
-from pombo.adapters.sql import admin
 from pombo.adapters.sql.store import open_store  # the one import of the SQL factory here
-from pombo.errors import NotFound
 from pombo.ports import AcceptSpec, ProvisionReport, Store
 from pombo.services.provisioning import parse_document
 from tests.conftest import _empty_pg
@@ -102,41 +100,14 @@ async def shop(store: Store) -> Store:
 async def provision(store: Any, doc: dict[str, Any], *, now: float = T0) -> ProvisionReport:
     """Apply a provisioning document, as `pombo load` does."""
     plan = parse_document(copy.deepcopy(doc))
-    if hasattr(store, "provision"):
-        report: ProvisionReport = await store.provision(plan, now=now)
-        return report
-    with store.engine.begin() as conn:
-        errors = admin.check_references(conn, plan)
-        if errors:
-            return ProvisionReport(errors=errors)
-        warnings = [*plan.warnings, *admin.connection_warnings(conn, plan)]
-        counts = admin.apply_provisioning(conn, plan, now=now)
-    store.invalidate()
-    return ProvisionReport(warnings=warnings, counts=counts)
+    report: ProvisionReport = await store.provision(plan, now=now)
+    return report
 
 
 async def operate(store: Any, method: str, /, **kwargs: Any) -> Any:
     """Call one Admin method (credit_add, issue_token, revoke_token, revoke_customer_token,
     set_connection_enabled, prune_log, ip_report, unblock_ip) on any store."""
-    if hasattr(store, method):
-        return await getattr(store, method)(**kwargs)
-    kwargs.pop("now", None)
-    if method == "credit_add" and "note" not in kwargs:
-        kwargs["note"] = None
-    if method == "issue_token":
-        kwargs.setdefault("user_id", None)
-    try:
-        if method in ("revoke_customer_token", "set_connection_enabled"):
-            from pombo.console import writes
-
-            result = getattr(writes, {"revoke_customer_token": "revoke_token"}.get(method, method))(store.engine, **kwargs)
-        else:
-            with store.engine.begin() as conn:
-                result = getattr(admin, method)(conn, **kwargs)
-    except admin.NotFound as exc:
-        raise NotFound(str(exc)) from exc
-    store.invalidate()
-    return result
+    return await getattr(store, method)(**kwargs)
 
 
 async def raw_reports(store: Any) -> list[tuple[str, int | None, str | None, str]]:

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from pombo.ports import Store
-from tests.contract.conftest import SHOP, T0, known_drift, raw_reports, spec
+from tests.contract.conftest import SHOP, T0, raw_reports, spec
 
 HOOK = "http://hook.example/cb"
 HEX32 = re.compile(r"[0-9a-f]{32}")
@@ -174,8 +174,6 @@ async def test_event_ids_of_refunds_reports_and_unknowns(shop: Store) -> None:
 
 
 async def test_event_ids_are_32_lowercase_hex_and_unique(request: pytest.FixtureRequest, shop: Store) -> None:
-    known_drift(request, "postgresql", "settle_ok's event ids are drawn in pombo_write by gen_random_uuid() "
-                "(36 characters with dashes), not by new_event_id (32 hex digits)")
     await every_change(shop, HOOK)  # settled, sent, delivered: three events
     for i in range(3):
         mid = await accepted(shop, dest=f"55119876501{i:02d}", notify_url=HOOK)

@@ -18,7 +18,7 @@ Row = dict[str, Any]
 class ProvisionReport:
     """What loading a provisioning file did: nothing at all when `errors` is not empty.
 
-    `errors`: entries naming a customer neither in the plan nor stored (domain.provision_checks).
+    `errors`: entries naming a customer neither in the plan nor stored (domain.plan_checks).
     `warnings`: the plan's own warnings, then customers routed to a missing or disabled connection.
     `counts`: entries applied per section (connections, costs, customers, tariffs, tokens, users).
     """

@@ -13,7 +13,7 @@ from pombo.adapters.sql import schema as t
 from pombo.adapters.sql.catalog import TEXT_FILTER, bump_version
 from pombo.domain import credentials
 from pombo.domain.model import CallbackConfig
-from pombo.domain.provision_checks import check_references, connection_warnings
+from pombo.domain.plan_checks import parents_first, reference_errors, routing_warnings
 from pombo.domain.provisioning import Provisioning
 from pombo.ports import ProvisionReport
 
@@ -41,7 +41,7 @@ def apply_provisioning(conn: Connection, prov: Provisioning, *, now: float | Non
     if prov.text_filter is not None:
         _upsert(conn, t.meta, {"key": TEXT_FILTER}, {"value": json.dumps(list(prov.text_filter))})
     # parents first, so foreign keys hold whatever order the file lists them in
-    for spec in _parents_first(prov):
+    for spec in parents_first(prov):
         _upsert_customer(conn, spec, now=now, counts=counts)
     for tariff in prov.tariffs:
         _upsert(
@@ -53,24 +53,6 @@ def apply_provisioning(conn: Connection, prov: Provisioning, *, now: float | Non
         counts["tariffs"] += 1
     bump_version(conn)
     return counts
-
-
-def _parents_first(prov: Provisioning) -> list[Any]:
-    by_id = {c.id: c for c in prov.customers}
-    done: set[int] = set()
-    out: list[Any] = []
-
-    def visit(spec: Any, depth: int = 0) -> None:
-        if spec.id in done or depth > len(by_id):
-            return
-        if spec.parent in by_id:
-            visit(by_id[spec.parent], depth + 1)
-        done.add(spec.id)
-        out.append(spec)
-
-    for spec in prov.customers:
-        visit(spec)
-    return out
 
 
 def _upsert(conn: Connection, table: Any, key: dict[str, Any], values: dict[str, Any]) -> bool:
@@ -194,8 +176,8 @@ def _upsert_user(conn: Connection, customer_id: int, user: Any) -> None:
 
 def provision(conn: Connection, plan: Provisioning, *, now: float) -> ProvisionReport:
     """Check the plan's references against what is stored, then apply it whole, or nothing."""
-    errors = check_references(plan, stored_customer_ids=stored_customer_ids(conn))
+    errors = reference_errors(plan, stored_customer_ids(conn))
     if errors:
         return ProvisionReport(errors=errors)
-    warnings = [*plan.warnings, *connection_warnings(plan, stored_connections=stored_connections(conn))]
+    warnings = [*plan.warnings, *routing_warnings(plan, stored_connections(conn))]
     return ProvisionReport(warnings=warnings, counts=apply_provisioning(conn, plan, now=now))
