@@ -56,5 +56,5 @@ def load_settings(**overrides: object) -> Settings:
 
     config_file = os.environ.get("POMBO_CONFIG")
     if config_file:
-        return Settings(_env_file=config_file, **overrides)  # type: ignore[call-arg]
-    return Settings(**overrides)  # type: ignore[arg-type]
+        return Settings(_env_file=config_file, **overrides)  # type: ignore[call-arg, arg-type]
+    return Settings(**overrides)  # type: ignore[arg-type]  # pydantic validates the overrides

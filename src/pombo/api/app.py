@@ -226,7 +226,7 @@ def create_app(settings: Settings | None = None, **build_options: Any) -> Gatewa
         console_mount(),  # the operator console under /console
     ]
     handlers = {404: not_routed, 405: not_routed}
-    return Gateway(Starlette(routes=routes, lifespan=lifespan, exception_handlers=handlers))  # type: ignore[arg-type]
+    return Gateway(Starlette(routes=routes, lifespan=lifespan, exception_handlers=handlers))
 
 
 async def not_routed(_: Request, exc: Exception) -> Response:

@@ -45,7 +45,7 @@ class ConsoleState:
 
 def operator_service(request: Request) -> Operator:
     """The operator service of this process (every console read and change goes through it)."""
-    return request.app.state.services.operator  # type: ignore[no-any-return]
+    return request.app.state.services.operator
 
 
 async def console_state(request: Request) -> ConsoleState:

@@ -98,7 +98,8 @@ class CallbackSender:
 
     def _delay(self, tries: int) -> float:
         # exponential with jitter, so a recovering endpoint is not hit by every event at once
-        return min(self._max_delay, self._base * 2 ** (tries - 1)) * random.uniform(0.8, 1.2)
+        delay: float = min(self._max_delay, self._base * 2 ** (tries - 1))
+        return delay * random.uniform(0.8, 1.2)
 
     async def _post(self, url: str, config: CallbackConfig, body: dict[str, Any]) -> str | None:
         """None on a 2xx answer, else what went wrong."""

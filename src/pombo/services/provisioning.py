@@ -214,7 +214,7 @@ def _describe(exc: ValidationError, model: type[BaseModel]) -> Iterator[str]:
         elif kind == "extra_forbidden":
             owner = UserSpec if len(loc) == 3 and loc[0] == "users" else model
             allowed = [f.alias or name for name, f in owner.model_fields.items()]
-            kind_of = _KIND_OF.get(owner)
+            kind_of = _KIND_OF.get(owner)  # type: ignore[arg-type]
             msg = "unknown key" + (f" for kind {kind_of!r}" if kind_of else "")
             msg += _did_you_mean(str(loc[-1]), allowed)
         elif kind == "string_too_short" and err.get("ctx", {}).get("min_length") == 1:
@@ -330,7 +330,7 @@ def _shared_credentials(customers: list[tuple[int, CustomerSpec]]) -> list[str]:
 
 
 def _cycles(customers: list[tuple[int, CustomerSpec]]) -> list[str]:
-    parents = {}
+    parents: dict[int, int | None] = {}
     for _, spec in customers:
         parents.setdefault(spec.id, spec.parent)
     errors = []

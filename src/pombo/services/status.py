@@ -67,7 +67,7 @@ class Status:
         after = _int(params.get("last_id"), 0, low=0, high=2**62)
         rows = await self._store.messages_page(
             customer_id=customer_id,
-            start=start,
+            start=0.0 if start is None else start,
             end=_FAR_FUTURE if end is None else end,
             after_id=after,
             limit=maxreg + 1,

@@ -124,10 +124,10 @@ class PostgresStore(SqlStore):
     # New sends and the outcomes of earlier ones share one flush: one call, one transaction, one
     # WAL flush (pombo_write), instead of a transaction for each.
     async def accept(self, spec: AcceptSpec) -> int | Rejection:
-        return await self._writes.submit(("accept", spec))  # type: ignore[no-any-return]
+        return await self._writes.submit(("accept", spec))
 
     async def _submit_settle(self, item: SettleItem) -> bool:
-        return await self._writes.submit(("settle", item))  # type: ignore[no-any-return]
+        return await self._writes.submit(("settle", item))
 
     async def _write_batch(self, items: Sequence[tuple[str, Any]]) -> list[Any]:
         import orjson

@@ -41,8 +41,8 @@ def apply_provisioning(conn: Connection, prov: Provisioning, *, now: float | Non
     if prov.text_filter is not None:
         _upsert(conn, t.meta, {"key": TEXT_FILTER}, {"value": json.dumps(list(prov.text_filter))})
     # parents first, so foreign keys hold whatever order the file lists them in
-    for spec in parents_first(prov):
-        _upsert_customer(conn, spec, now=now, counts=counts)
+    for customer in parents_first(prov):
+        _upsert_customer(conn, customer, now=now, counts=counts)
     for tariff in prov.tariffs:
         _upsert(
             conn,

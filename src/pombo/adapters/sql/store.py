@@ -190,7 +190,7 @@ class SqlStore(OperatorSide):
                 found = await tx.fetchval(q.FIND_BY_UPSTREAM, (connection, storable(upstream_id)[:128]))
             await tx.execute(q.INSERT_REPORT, (connection, found, state, storable(raw)[:4000], now))
             sources = delivery.sources_for(state) if found is not None and state else ()
-            if not sources:
+            if found is None or not sources:
                 return False
             stamp = "sent_at" if state == delivery.SENT else "final_at"
             marks = ",".join("?" * len(sources))

@@ -146,7 +146,7 @@ def upgrade() -> None:
         sa.Column("sent_at", sa.Float(), nullable=True),
         sa.Column("final_at", sa.Float(), nullable=True),
         sa.PrimaryKeyConstraint("id", "created_at") if pg else sa.PrimaryKeyConstraint("id"),
-        **({"postgresql_partition_by": "RANGE (created_at)"} if pg else {}),
+        **({"postgresql_partition_by": "RANGE (created_at)"} if pg else {}),  # type: ignore[arg-type]
     )
     op.create_index(
         "ix_messages_customer_created", "messages", ["customer_id", "created_at"], unique=False
