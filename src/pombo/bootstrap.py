@@ -12,11 +12,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
+from sqlalchemy.exc import SQLAlchemyError
 
 from pombo import metrics
 from pombo.adapters.connections import build_connection
 from pombo.adapters.sql import admin
 from pombo.adapters.sql.factory import open_store
+from pombo.adapters.sql.failures import check_sqlalchemy
 from pombo.config import Settings
 from pombo.ports import Clock, Store
 from pombo.services.account import Accounts
@@ -104,8 +106,12 @@ async def build_services(settings: Settings, *, clock: Clock | None = None, stor
 
     async def issue(customer_id: int, user_id: int | None) -> str:
         engine = store.engine  # type: ignore[attr-defined]
-        with engine.begin() as conn:
-            token = admin.issue_token(conn, customer_id=customer_id, user_id=user_id)
+        try:
+            with engine.begin() as conn:
+                token = admin.issue_token(conn, customer_id=customer_id, user_id=user_id)
+        except SQLAlchemyError as exc:
+            check_sqlalchemy(exc)  # the database away answers 503, like every other path
+            raise
         store.invalidate()  # type: ignore[attr-defined]
         return token
 
