@@ -117,9 +117,10 @@ class Dispatcher:
         return await self._settle(name, sms.id, codes.OK, raw=ack.raw, upstream_id=ack.upstream_id)
 
     async def _settle(self, name: str, message_id: int, code: int, *, raw: str, upstream_id: str | None = None) -> int:
-        """Record the outcome. If the store cannot right now (the database is away), the caller
+        """Record the outcome. If the store cannot right now (StoreUnavailable), the caller
         hears WR and the outcome is retried in the background until the store takes it; after
-        SETTLE_RETRY_FOR seconds reconciliation owns the message."""
+        SETTLE_RETRY_FOR seconds reconciliation owns the message. A bug is logged once (with an
+        error id) and never retried: the message stays WR for reconciliation."""
         try:
             await self._record(message_id, code, raw=raw, upstream_id=upstream_id)
         except StoreUnavailable:

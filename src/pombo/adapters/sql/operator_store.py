@@ -11,8 +11,10 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
 
 from pombo.adapters.sql import admin, operators, provision, stats, views
+from pombo.adapters.sql.failures import check_sqlalchemy
 from pombo.domain.provisioning import Provisioning
 from pombo.ports import MessageFilter, OperatorAccount, ProvisionReport, Row
 
@@ -29,14 +31,14 @@ class OperatorSide:
             with self.engine.connect() as conn:
                 return fn(conn, **kwargs)
 
-        return await asyncio.to_thread(work)
+        return await _translated(work)
 
     async def _write(self, fn: Callable[..., T], /, **kwargs: Any) -> T:
         def work() -> T:
             with self.engine.begin() as conn:
                 return fn(conn, **kwargs)
 
-        return await asyncio.to_thread(work)
+        return await _translated(work)
 
     # ------------------------------------------------------------ Admin
 
@@ -149,3 +151,12 @@ class OperatorSide:
     async def console_secret(self, *, candidate: str) -> str:
         """The stored signing secret, `candidate` stored first when there is none."""
         return await asyncio.to_thread(operators.console_secret, self.engine, candidate=candidate)
+
+
+async def _translated(work: Callable[[], T]) -> T:
+    """Run off the event loop; the database away becomes StoreUnavailable (503, like every path)."""
+    try:
+        return await asyncio.to_thread(work)
+    except SQLAlchemyError as exc:
+        check_sqlalchemy(exc)
+        raise
