@@ -126,7 +126,7 @@ async def test_login_sets_a_protected_session_cookie(anon: Client) -> None:
     status, _, r = await anon.post("/console/login", {"csrf": csrf_of(page), "username": OPERATOR,
                                                       "password": PASSWORD, "next": "/console/customers"})
     assert status == 303 and r.headers["location"] == "/console/customers"
-    session_cookie = [c for c in r.headers.getall("set-cookie") if c.startswith("pombo_console=")][0]
+    session_cookie = next(c for c in r.headers.getall("set-cookie") if c.startswith("pombo_console="))
     assert "HttpOnly" in session_cookie and "SameSite=lax" in session_cookie and "Secure" not in session_cookie
     status, page, _ = await anon.get("/console/customers")
     assert status == 200 and f"<strong>{OPERATOR}</strong>" in page

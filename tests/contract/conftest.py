@@ -51,7 +51,7 @@ def base_doc(*, shop_balance: str = "20.00", reseller_balance: str = "500.00", o
 
 def spec(customer_id: int = SHOP, *, dest: str = DEST, now: float = T0, httpdup: int = 0,
          night_since: float | None = None, night_limit: int | None = None,
-         debits: Sequence[tuple[int, int]] | None | str = "chain", notify_url: str | None = None,
+         debits: Sequence[tuple[int, int]] | str | None = "chain", notify_url: str | None = None,
          ctid: str | None = None, text: str = "hello") -> AcceptSpec:
     """A send as make_sms would hand it to the store (the chain's prices by default)."""
     if debits == "chain":

@@ -90,7 +90,7 @@ def test_build_connection_dispatches_on_kind() -> None:
         "http": HttpTemplateConnection,
         "simulator": SimulatorConnection,
     }
-    assert KINDS == frozenset(expected)
+    assert frozenset(expected) == KINDS
     for kind, cls in expected.items():
         config = ConnectionConfig(name="c", kind=kind, **CREDENTIALS.get(kind, {}))
         assert type(build_connection(config, public_url="")) is cls
@@ -434,7 +434,7 @@ async def test_reset_before_answer_is_rejected_once(
     upstream: FakeUpstream, make: Make, kind: str
 ) -> None:
     upstream.behave(kind, mode="reset")
-    with pytest.raises(UpstreamRejected, match="^connect error"):
+    with pytest.raises(UpstreamRejected, match=r"^connect error"):
         await make(kind).send(sms())
     assert len(upstream.requests) == 1
 
@@ -462,7 +462,7 @@ async def test_a_slow_answer_within_the_timeout_is_ok(upstream: FakeUpstream, ma
 @pytest.mark.parametrize("kind", HTTP_KINDS)
 async def test_refused_connection_is_rejected(make: Make, kind: str) -> None:
     conn = make(kind, url=f"http://127.0.0.1:{pick_free_port()}")
-    with pytest.raises(UpstreamRejected, match="^connect error") as err:
+    with pytest.raises(UpstreamRejected, match=r"^connect error") as err:
         await conn.send(sms())
     for secret in ("s3", "p@ss", "p%40ss", "tok-"):
         assert secret not in err.value.raw
@@ -478,7 +478,7 @@ async def test_invalid_http_is_rejected(make: Make) -> None:
     server = await asyncio.start_server(garbage, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
     try:
-        with pytest.raises(UpstreamRejected, match="^connect error: invalid HTTP") as err:
+        with pytest.raises(UpstreamRejected, match=r"^connect error: invalid HTTP") as err:
             await make("kannel", url=f"http://127.0.0.1:{port}").send(sms())
         assert "p@ss" not in err.value.raw and "p%40ss" not in err.value.raw
     finally:

@@ -30,7 +30,7 @@ from pombo.api.envelope import http_status
 from tests.conftest import _empty_pg as empty_pg
 from tests.fakes.upstream import FakeUpstream
 from tests.integration.gateway import TOKEN, provision, provisioning
-from tests.live_server import ErrorLog, serve  # noqa: F401 - other tests import them from here
+from tests.live_server import ErrorLog, serve
 
 JSON_CT = "application/json; charset=utf-8"
 MAKESMS = "/api/v2/MakeSMS.php"

@@ -132,3 +132,31 @@ def test_type_checking_imports_do_not_count() -> None:
     )
     names = {a.name for node in _imports(tree) if isinstance(node, ast.Import) for a in node.names}
     assert names == {"pombo.y", "pombo.z"}
+
+
+def _imports_of_package(graph: dict[str, set[str]], importer_prefix: str, target: str) -> list[str]:
+    return sorted(
+        f"{importer} -> {imported}"
+        for importer, imported_set in graph.items()
+        if importer.startswith(importer_prefix)
+        for imported in imported_set
+        if imported == target or imported.startswith(target + ".")
+    )
+
+
+def test_arrows_point_one_way() -> None:
+    """cli/console/api -> services -> ports <- adapters; bootstrap.py is the one place that
+    wires adapters in (issue 10)."""
+    graph = import_graph()
+    outside = [
+        line
+        for line in _imports_of_package(graph, "pombo", "pombo.adapters")
+        if not line.startswith(("pombo.adapters", "pombo.bootstrap "))
+    ]
+    assert not outside, outside
+    assert not _imports_of_package(graph, "pombo.adapters", "pombo.services")
+    assert not _imports_of_package(graph, "pombo.domain", "pombo.services")
+    assert not _imports_of_package(graph, "pombo.domain", "pombo.adapters")
+    assert not _imports_of_package(graph, "pombo.ports", "pombo.services")
+    assert not _imports_of_package(graph, "pombo.services", "pombo.api")
+    assert not _imports_of_package(graph, "pombo.services", "pombo.console")

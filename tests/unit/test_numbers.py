@@ -9,14 +9,7 @@ from hypothesis import strategies as st
 from pombo.domain.numbers import BRAZIL_DDDS, normalize
 
 SPEC_DDDS = (
-    list(range(11, 20))
-    + [21, 22, 24, 27, 28, 31, 32, 33, 34, 35, 37, 38]
-    + list(range(41, 50))
-    + [51, 53, 54, 55]
-    + list(range(61, 70))
-    + [71, 73, 74, 75, 77, 79]
-    + list(range(81, 90))
-    + list(range(91, 100))
+    [*list(range(11, 20)), 21, 22, 24, 27, 28, 31, 32, 33, 34, 35, 37, 38, *list(range(41, 50)), 51, 53, 54, 55, *list(range(61, 70)), 71, 73, 74, 75, 77, 79, *list(range(81, 90)), *list(range(91, 100))]
 )
 BAD_DDDS = sorted(set(range(10, 100)) - set(SPEC_DDDS))
 

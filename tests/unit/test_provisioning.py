@@ -101,7 +101,7 @@ def check_example(p: Provisioning) -> None:
         ("tww", "tww"),
         ("matrix", "http"),
     ]
-    velip, wavy, tww, matrix = p.connections
+    velip, wavy, _tww, matrix = p.connections
     assert (velip.url, velip.ack_timeout, velip.final_timeout, velip.enabled) == (
         "http://127.0.0.1:13013",
         5.0,

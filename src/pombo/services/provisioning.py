@@ -61,10 +61,8 @@ def parse_file(path: str | Path) -> Provisioning:
         ) from None
     except UnicodeDecodeError as exc:
         raise ProvisioningError([f"not UTF-8 text (byte {exc.start})"], source=source) from None
-    if path.suffix.lower() == ".json":
-        data = _load_json(text, source)
-    else:
-        data = _load_yaml(text, source)  # YAML also reads JSON
+    # YAML also reads JSON, but JSON's own parser names JSON's errors
+    data = _load_json(text, source) if path.suffix.lower() == ".json" else _load_yaml(text, source)
     return parse_document(data, source=source)
 
 
@@ -92,7 +90,7 @@ class _StrictLoader(yaml.SafeLoader):
 
 def _load_yaml(text: str, source: str) -> Any:
     try:
-        return yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
+        return yaml.load(text, Loader=_StrictLoader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""

@@ -79,7 +79,7 @@ class Upstream:
     status answers per message id (for reconciliation), unread reports (for polling)."""
 
     outcomes: dict[str, deque[Outcome]] = field(default_factory=dict)
-    statuses: dict[int, StatusReport | None | Exception] = field(default_factory=dict)
+    statuses: dict[int, StatusReport | Exception | None] = field(default_factory=dict)
     unread: dict[str, list[StatusReport]] = field(default_factory=dict)
     built: list[ScriptedConnection] = field(default_factory=list)
 

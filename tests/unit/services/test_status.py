@@ -65,7 +65,7 @@ async def test_by_ctid_oldest_first_with_maxreg(world: World) -> None:
 
 
 async def test_cdls_id_wins_over_ctid(world: World) -> None:
-    first, second = await sent(world, 2, ctid="x")
+    _first, second = await sent(world, 2, ctid="x")
     assert [m["cdls_id"] for m in (await status(world, cdls_id=str(second), ctid="x"))[1]] == [str(second)]
 
 

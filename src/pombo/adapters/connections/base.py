@@ -30,7 +30,7 @@ KEEPALIVE = 30.0  # seconds an idle socket stays open
 class Answer:
     """The upstream's HTTP answer: status and body (at most MAX_BODY bytes)."""
 
-    __slots__ = ("status", "body", "_text")
+    __slots__ = ("_text", "body", "status")
 
     def __init__(self, status: int, body: bytes) -> None:
         self.status = status

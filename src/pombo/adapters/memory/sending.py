@@ -52,9 +52,12 @@ class SendPath:
             since = spec.now - spec.httpdup
             if any(m["dest"] == spec.dest and m["created_at"] >= since for m in mine):
                 return codes.HTTP_DUPLICATE
-        if spec.night_since is not None and spec.night_limit is not None:
-            if sum(1 for m in mine if m["created_at"] >= spec.night_since) >= spec.night_limit:
-                return codes.NIGHT_LIMIT
+        if (
+            spec.night_since is not None
+            and spec.night_limit is not None
+            and sum(1 for m in mine if m["created_at"] >= spec.night_since) >= spec.night_limit
+        ):
+            return codes.NIGHT_LIMIT
         if spec.debits is None:
             return codes.NO_TARIFF
         for customer_id, _ in spec.debits:

@@ -31,6 +31,7 @@ class Batcher(Generic[T, R]):
         self._slots = concurrency
         self._queue: list[tuple[T, asyncio.Future[R]]] = []
         self._running = 0
+        self._drainers: set[asyncio.Future[None]] = set()
         self._open: asyncio.Event | None = None  # set = flushing allowed (created lazily)
         self._flushing = 0
 
@@ -60,7 +61,11 @@ class Batcher(Generic[T, R]):
         return await future
 
     def _start(self) -> None:
-        asyncio.ensure_future(self._drain())
+        # the loop keeps only weak references to tasks: hold the drainer until it is done, or
+        # a collection in mid-flush could drop it with its waiters never answered
+        task = asyncio.ensure_future(self._drain())
+        self._drainers.add(task)
+        task.add_done_callback(self._drainers.discard)
 
     async def _drain(self) -> None:
         try:

@@ -155,9 +155,12 @@ class SqliteStore(SqlStore):
         # updating is exact; earlier sends of the same batch are already visible.
         if spec.httpdup > 0 and db.execute(q.DEDUP, (spec.customer_id, spec.dest, spec.now - spec.httpdup)).fetchone():
             return codes.reject(codes.HTTP_DUPLICATE)
-        if spec.night_since is not None and spec.night_limit is not None:
-            if db.execute(q.NIGHT_COUNT, (spec.customer_id, spec.night_since)).fetchone()[0] >= spec.night_limit:
-                return codes.reject(codes.NIGHT_LIMIT)
+        if (
+            spec.night_since is not None
+            and spec.night_limit is not None
+            and db.execute(q.NIGHT_COUNT, (spec.customer_id, spec.night_since)).fetchone()[0] >= spec.night_limit
+        ):
+            return codes.reject(codes.NIGHT_LIMIT)
         if spec.debits is None:
             return codes.reject(codes.NO_TARIFF)
         for customer_id, _ in spec.debits:
