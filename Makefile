@@ -24,8 +24,10 @@ bench: $(BIN)/pombo         ## the benchmark (bench/README.md); needs wrk (apt-g
 	@command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
 	$(BIN)/python bench/run.py
 
-lint: $(BIN)/pombo
+lint: $(BIN)/pombo         ## ruff, mypy (the whole package; --strict on domain, services, ports)
 	$(BIN)/ruff check src tests
+	$(BIN)/mypy src/pombo
+	$(BIN)/mypy --strict src/pombo/domain src/pombo/services src/pombo/ports src/pombo/errors.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis pombo-demo.db*
