@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from pombo.adapters.memory import MemoryStore
-from pombo.adapters.sql.store import open_store  # the one import of the SQL factory here
+from pombo.adapters.sql.factory import open_store  # the one import of the SQL factory here
 from pombo.ports import AcceptSpec, ProvisionReport, Store
 from pombo.services.provisioning import parse_document
 from tests.conftest import _empty_pg
