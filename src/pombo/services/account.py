@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Protocol
 
 from pombo.domain import codes, money
 from pombo.domain.codes import Rejection
-from pombo.ports import Store
+from pombo.ports import Catalogs, SendLedger
 from pombo.services.auth import Authenticator, Credentials
 
 Answer = dict[str, Any]
+
+class AccountStore(Catalogs, SendLedger, Protocol):
+    """What GetUserID and GetBalance need: the configuration and balances."""
 
 
 def flag(value: bool) -> str:
@@ -21,7 +24,7 @@ def flag(value: bool) -> str:
 class Accounts:
     """Token introspection and issue, and the balance."""
 
-    def __init__(self, *, store: Store, authenticator: Authenticator, token_issuer: Any) -> None:
+    def __init__(self, *, store: AccountStore, authenticator: Authenticator, token_issuer: Any) -> None:
         self._store = store
         self._auth = authenticator
         self._issue = token_issuer  # (customer_id, user_id) -> new token

@@ -12,7 +12,7 @@ from pombo.domain import codes, credentials
 from pombo.domain.catalog import Catalog
 from pombo.domain.codes import Rejection
 from pombo.domain.model import Customer, Principal
-from pombo.ports import AuthPolicy, Clock, Store
+from pombo.ports import AuthCounters, AuthPolicy, Clock
 
 log = structlog.get_logger("pombo.auth")
 
@@ -38,7 +38,7 @@ class Credentials:
 class Authenticator:
     """Resolves credentials to a Principal or an authentication rejection (1xx)."""
 
-    def __init__(self, store: Store, *, clock: Clock, policy: AuthPolicy | None = None) -> None:
+    def __init__(self, store: AuthCounters, *, clock: Clock, policy: AuthPolicy | None = None) -> None:
         self._store = store
         self._clock = clock
         self._policy = policy or AuthPolicy()

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import random
-from typing import Any
+from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 import aiohttp
@@ -20,12 +20,15 @@ import structlog
 
 from pombo.domain import codes
 from pombo.domain.model import CallbackConfig
-from pombo.ports import Clock
+from pombo.ports import Catalogs, Clock, Outbox
 from pombo.services.status import iso, render
 
 log = structlog.get_logger("pombo.callbacks")
 
 DEFAULT = CallbackConfig(url="")
+
+class CallbackStore(Catalogs, Outbox, Protocol):
+    """What the callback sender needs: the configuration and the outbox."""
 
 
 def payload(event: dict[str, Any], tz: ZoneInfo) -> dict[str, Any]:
@@ -48,7 +51,7 @@ class CallbackSender:
     def __init__(
         self,
         *,
-        store: Any,
+        store: CallbackStore,
         clock: Clock,
         tz: ZoneInfo,
         max_tries: int = 8,

@@ -17,7 +17,7 @@ import structlog
 from pombo.domain import codes
 from pombo.domain.model import ConnectionConfig, OutboundSms
 from pombo.errors import StoreUnavailable, new_error_id
-from pombo.ports import Clock, Connection, Store, UpstreamRejected, UpstreamTimeout
+from pombo.ports import Clock, Connection, SendLedger, UpstreamRejected, UpstreamTimeout
 
 log = structlog.get_logger("pombo.dispatch")
 
@@ -50,7 +50,7 @@ class Dispatcher:
 
     def __init__(
         self,
-        store: Store,
+        store: SendLedger,
         *,
         factory: ConnectionFactory,
         clock: Clock,

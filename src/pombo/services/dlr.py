@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 import structlog
@@ -17,9 +17,12 @@ from pombo.domain import delivery
 from pombo.domain.delivery import StatusReport
 from pombo.domain.ints import uint
 from pombo.domain.model import ConnectionConfig
-from pombo.ports import Clock, Store
+from pombo.ports import Catalogs, Clock, Deliveries
 
 log = structlog.get_logger("pombo.dlr")
+
+class ReportStore(Catalogs, Deliveries, Protocol):
+    """What delivery reports need: the configuration and the deliveries."""
 
 
 class Forbidden(Exception):
@@ -81,7 +84,7 @@ PARSERS: dict[str, Parser] = {"wavy": parse_wavy, "kannel": parse_kannel, "http"
 class DeliveryReports:
     """Authenticates pushed reports by the connection's secret and applies every report."""
 
-    def __init__(self, *, store: Store, clock: Clock, on_report: Callable[[str, str], None] | None = None) -> None:
+    def __init__(self, *, store: ReportStore, clock: Clock, on_report: Callable[[str, str], None] | None = None) -> None:
         self._store = store
         self._clock = clock
         self._on_report = on_report

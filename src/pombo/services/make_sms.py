@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Protocol
 from zoneinfo import ZoneInfo
 
 from pombo.domain import codes
@@ -11,9 +12,13 @@ from pombo.domain.codes import Rejection
 from pombo.domain.model import OutboundSms
 from pombo.domain.night import night_start
 from pombo.domain.send import Draft, notify_url, parse_request, run_checks
-from pombo.ports import AcceptSpec, Clock, Store
+from pombo.ports import AcceptSpec, Catalogs, Clock, SendLedger
 from pombo.services.auth import Authenticator, Credentials
 from pombo.services.dispatch import Dispatcher
+
+
+class SendingStore(Catalogs, SendLedger, Protocol):
+    """What MakeSMS needs: the configuration and the send ledger."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,7 +36,7 @@ class MakeSms:
     def __init__(
         self,
         *,
-        store: Store,
+        store: SendingStore,
         authenticator: Authenticator,
         dispatcher: Dispatcher,
         clock: Clock,

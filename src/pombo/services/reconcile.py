@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 import structlog
 
 from pombo.domain.delivery import StatusReport
 from pombo.domain.model import ConnectionConfig
 from pombo.errors import StoreUnavailable, new_error_id
-from pombo.ports import Clock, Connection, UpstreamError
+from pombo.ports import Catalogs, Clock, Connection, Orphans, SendLedger, UpstreamError
 from pombo.services.dlr import DeliveryReports
 
 log = structlog.get_logger("pombo.reconcile")
@@ -28,6 +28,9 @@ GRACE = 5.0  # on top of final_timeout: a live process settles within final_time
 NOT_FOUND_AFTER = 300.0  # a provider may index a message late
 GIVE_UP_AFTER = 86400.0  # a provider that cannot be asked for a day: `unknown`
 
+class ReconcileStore(Catalogs, Orphans, SendLedger, Protocol):
+    """What reconciliation needs: the configuration, orphans and settling."""
+
 
 class Reconciler:
     """Settles orphaned WR messages and polls providers that have no push (TWW)."""
@@ -35,7 +38,7 @@ class Reconciler:
     def __init__(
         self,
         *,
-        store: Any,
+        store: ReconcileStore,
         connection_for: Callable[[ConnectionConfig], Connection],
         reports: DeliveryReports,
         clock: Clock,

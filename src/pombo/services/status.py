@@ -4,18 +4,21 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 from pombo.domain import codes, money
 from pombo.domain.codes import Rejection
 from pombo.domain.ints import uint
-from pombo.ports import MessageRow, Store
+from pombo.ports import Catalogs, MessageLog, MessageRow
 from pombo.services.auth import Authenticator, Credentials
 
 DEFAULT_MAXREG = 1000
 MAX_MAXREG = 10_000
 _FAR_FUTURE = 253402300799.0  # 9999-12-31
+
+class LogStore(Catalogs, MessageLog, Protocol):
+    """What GetSMSStatus needs: the configuration and the message log."""
 
 
 class BadRequest(ValueError):
@@ -25,7 +28,7 @@ class BadRequest(ValueError):
 class Status:
     """The status API."""
 
-    def __init__(self, *, store: Store, authenticator: Authenticator, tz: ZoneInfo) -> None:
+    def __init__(self, *, store: LogStore, authenticator: Authenticator, tz: ZoneInfo) -> None:
         self._store = store
         self._auth = authenticator
         self._tz = tz
