@@ -26,6 +26,10 @@ class OperatorSide:
 
     engine: Engine
 
+    def invalidate(self) -> None:
+        """Provided by the store: look at the configuration version again."""
+        raise NotImplementedError
+
     async def _read(self, fn: Callable[..., T], /, **kwargs: Any) -> T:
         def work() -> T:
             with self.engine.connect() as conn:
@@ -38,7 +42,10 @@ class OperatorSide:
             with self.engine.begin() as conn:
                 return fn(conn, **kwargs)
 
-        return await _translated(work)
+        try:
+            return await _translated(work)
+        finally:
+            self.invalidate()  # whatever changed, this process reads it on its next request
 
     # ------------------------------------------------------------ Admin
 
