@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from pombo.errors import UpstreamError, UpstreamRejected, UpstreamTimeout
+from pombo.errors import NotSent, OutcomeUnknown, UpstreamError, UpstreamRejected, UpstreamTimeout
 from pombo.ports.operator import (
     Admin,
     LogStats,
@@ -72,12 +72,14 @@ __all__ = [
     "MessageFilter",
     "MessageLog",
     "MessageRow",
+    "NotSent",
     "OperatorAccount",
     "OperatorReads",
     "OperatorStore",
     "Operators",
     "Orphans",
     "Outbox",
+    "OutcomeUnknown",
     "ProvisionReport",
     "Row",
     "SendLedger",
