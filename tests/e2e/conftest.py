@@ -95,7 +95,7 @@ T = {
     "night1": "tok-night-limit1-c-061",
     "night3a": "tok-night-limit3-c-062",
     "night3b": "tok-night-limit3-c-063",
-    "fold": "tok-fold-accents-c-064",
+    "fold": "tok-fold-accents-c-080",
 }
 
 USERS = {
@@ -273,7 +273,7 @@ def provisioning(upstream_url: str) -> dict[str, Any]:
         cust(57, "Meio com saldo", None, parent=58, balance="100.00"),
         cust(60, "Cadeia sem saldo", "deepnocredit", parent=57, balance="10.00"),
         cust(59, "Queda", "crash", balance="10.00"),
-        cust(64, "Acentos dobrados", "fold", parent=10, balance="10.00", accents="fold"),
+        cust(80, "Acentos dobrados", "fold", parent=10, balance="10.00", accents="fold"),
         cust(61, "Noturna 1", "night1", balance="10.00", night_window="00:00-23:59",
              night_limit=1),
         cust(62, "Noturna 3a", "night3a", balance="10.00", night_window="00:00-23:59",
@@ -288,7 +288,7 @@ def provisioning(upstream_url: str) -> dict[str, Any]:
         _tariff(11, "55", "0.0800"),
         _tariff(11, "5511", "0.0700", "wavy"),
         _tariff(12, "55", "0.0800"),
-        _tariff(64, "55", "0.0800"),
+        _tariff(80, "55", "0.0800"),
         _tariff(13, "55", "0.0900"),
         _tariff(13, "1", "0.2000"),
         _tariff(14, "55", "0.0800"),

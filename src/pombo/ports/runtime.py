@@ -1,6 +1,6 @@
 """The ports of the send path and its background work, each as small as one use case needs.
 
-Adapters (SQL on SQLite and PostgreSQL, and the in-memory fakes of `adapters/memory.py`)
+Adapters (SQL on SQLite and PostgreSQL, and the in-memory fakes of `adapters/memory/`)
 implement them; services depend on the narrowest one that fits. Every method that touches one
 tenant's data takes `customer_id=` as a keyword, so a forgotten tenant is a TypeError.
 """
