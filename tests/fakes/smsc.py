@@ -187,9 +187,7 @@ class FakeSmsc:
                     if answer is not None and not answer.done():
                         answer.set_result((command_id, status))
                 elif command_id == ENQUIRE:
-                    self.enquire_links += 1
-                    if self.answer_enquire:
-                        session.send(ENQUIRE | RESP, sequence=seq)
+                    self._enquired(session, seq)
                 elif command_id == UNBIND:
                     self.unbinds += 1
                     session.send(UNBIND | RESP, sequence=seq)
@@ -204,6 +202,11 @@ class FakeSmsc:
             pass
         finally:
             writer.close()
+
+    def _enquired(self, session: Session, seq: int) -> None:
+        self.enquire_links += 1
+        if self.answer_enquire:
+            session.send(ENQUIRE | RESP, sequence=seq)
 
     def _bind(self, writer: asyncio.StreamWriter, seq: int, body: bytes) -> Session | None:
         system_id, at = cstr(body, 0)

@@ -3,7 +3,15 @@ UTF-16BE for UCS-2, and the split of a long body into exactly `text.segments(bod
 
 from __future__ import annotations
 
-from pombo.domain.text import GSM7, GSM7_EXTENSION, GSM7_PART, GSM7_SINGLE, UCS2_PART, UCS2_SINGLE, encoding_of
+from pombo.domain.text import (
+    GSM7,
+    GSM7_EXTENSION,
+    GSM7_PART,
+    GSM7_SINGLE,
+    UCS2_PART,
+    UCS2_SINGLE,
+    encoding_of,
+)
 
 ESC = 0x1B
 # the default alphabet in code order; ESC's own slot (0x1B) holds a placeholder never encoded

@@ -124,7 +124,7 @@ async def test_no_answer_within_final_timeout_is_unknown(connect, smsc):
     smsc.default = Rule(answer=False)
     loop = asyncio.get_running_loop()
     start = loop.time()
-    with pytest.raises(UpstreamTimeout, match="no submit_sm_resp within 0.5s"):
+    with pytest.raises(UpstreamTimeout, match=r"no submit_sm_resp within 0\.5s"):
         await conn.send(sms("hi"))
     assert 0.45 < loop.time() - start < 1.5
     assert len(smsc.submits) == 1
