@@ -7,8 +7,8 @@ every candidate that is importable, so the library choice in docs/smpp.md rests 
     python bench/smpp_codec.py                 # the candidates installed in this interpreter
     python bench/smpp_codec.py --seconds 2     # longer runs
 
-Candidates: smpp34 (Rust codec), aiosmpplib, smpplib, smpp.pdu3 (Jasmin's codec), and
-Pombo's own (pombo.adapters.connections.smpp.pdu), when each can be imported. A candidate
+Candidates: smpp34 (Rust codec), aiosmpplib, smpplib, smpp.pdu3 (Jasmin's codec), when each
+can be imported. A candidate
 that is missing is named and skipped. Each figure is the median of 5 runs.
 """
 
@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import io
 import statistics
-import struct
 import time
 from collections.abc import Callable
 
@@ -118,28 +117,8 @@ def smpp_pdu3_cases() -> dict[str, Case]:
     return {"submit_sm": submit, "deliver_sm": deliver}
 
 
-def pombo_cases() -> dict[str, Case]:
-    from pombo.adapters.connections.smpp import pdu as codec
-
-    def submit() -> object:
-        sm = codec.Submit(source_addr=SOURCE, source_ton=5, source_npi=0, destination_addr=DEST,
-                          dest_ton=1, dest_npi=1, esm_class=0, data_coding=0, short_message=BODY)
-        return codec.decode_submit(codec.encode_submit(sm, 7)[16:]).short_message
-
-    def deliver() -> object:
-        tlvs = struct.pack("!HH", codec.TLV_RECEIPTED_MESSAGE_ID, len(MSG_ID) + 1) + MSG_ID.encode() + b"\0"
-        sm = codec.Submit(source_addr=DEST, source_ton=1, source_npi=1, destination_addr=SOURCE,
-                          dest_ton=5, dest_npi=0, esm_class=4, data_coding=0, short_message=RECEIPT)
-        pdu = codec.encode_sm(codec.DELIVER_SM, sm, 9, registered_delivery=0, tlvs=tlvs)
-        got = codec.decode_sm(codec.DELIVER_SM, pdu[16:])
-        return got.short_message, got.tlvs.get(codec.TLV_RECEIPTED_MESSAGE_ID)
-
-    return {"submit_sm": submit, "deliver_sm": deliver}
-
-
 CANDIDATES: dict[str, Callable[[], dict[str, Case]]] = {
     "smpp34 (Rust)": smpp34_cases,
-    "pombo (own codec)": pombo_cases,
     "smpplib": smpplib_cases,
     "aiosmpplib": aiosmpplib_cases,
     "smpp.pdu3 (Jasmin)": smpp_pdu3_cases,
