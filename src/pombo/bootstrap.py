@@ -15,10 +15,11 @@ from typing import Any
 import structlog
 
 from pombo import metrics
-from pombo.adapters.connections import build_connection
+from pombo.adapters.connections import SmppHooks, build_connection
 from pombo.adapters.sql import migrate
 from pombo.adapters.sql.factory import open_store
 from pombo.config import Settings
+from pombo.domain.delivery import StatusReport
 from pombo.ports import Clock, Store
 from pombo.services.account import Accounts
 from pombo.services.auth import Authenticator
@@ -98,9 +99,11 @@ async def build_services(settings: Settings, *, clock: Clock | None = None, stor
     store = store or await open_store(settings.database_url, durable=settings.pg_synchronous_commit)
     public_url = settings.public_url or "http://127.0.0.1:8000"
     authenticator = Authenticator(store, clock=clock)
+    dlr = DeliveryReports(store=store, clock=clock, on_report=metrics.delivery_report)
+    smpp_hooks = _smpp_hooks(dlr)
     dispatcher = Dispatcher(
         store,
-        factory=lambda config: build_connection(config, public_url=public_url),
+        factory=lambda config: build_connection(config, public_url=public_url, smpp_hooks=smpp_hooks),
         clock=clock,
         on_outcome=metrics.upstream_outcome,
     )
@@ -124,7 +127,7 @@ async def build_services(settings: Settings, *, clock: Clock | None = None, stor
         ),
         accounts=Accounts(store=store, authenticator=authenticator, token_issuer=issue),
         status=Status(store=store, authenticator=authenticator, tz=settings.tz),
-        dlr=DeliveryReports(store=store, clock=clock, on_report=metrics.delivery_report),
+        dlr=dlr,
         operator=operator,
     )
     reconciler = Reconciler(
@@ -150,6 +153,10 @@ async def build_services(settings: Settings, *, clock: Clock | None = None, stor
     )
     for seconds, job, name in jobs if settings.background_jobs else ():
         services.tasks.append(asyncio.create_task(every(seconds, job, name)))
+    if settings.background_jobs:  # SMPP binds open now: receipts come in whether we send or not
+        for config in (await store.catalog()).connections.values():
+            if config.kind == "smpp" and config.enabled:
+                getattr(dispatcher.connection(config), "start", lambda: None)()
     # what exists now lives as long as the process: keep it out of every future full collection
     gc.collect()
     gc.freeze()
@@ -158,6 +165,20 @@ async def build_services(settings: Settings, *, clock: Clock | None = None, stor
     # unchanged at 97 MB)
     gc.set_threshold(10_000, 50, 100)
     return services
+
+
+def _smpp_hooks(dlr: DeliveryReports) -> SmppHooks:
+    """SMPP receipts go to DeliveryReports; inbound messages are logged and counted until the
+    inbound-messages issue gives them a home (SPEC §14)."""
+
+    async def on_receipt(connection: str, message_id: int | None, upstream_id: str, state: str | None, raw: str) -> int:
+        report = StatusReport(message_id, upstream_id, (state,) if state else (), raw=raw)
+        return await dlr.apply(connection, [report])
+
+    async def on_inbound(connection: str, source: str, dest: str, text: str, raw: str) -> None:
+        log.info("smpp_inbound", connection=connection, source=source, dest=dest, text=text[:200], raw=raw[:400])
+
+    return SmppHooks(on_receipt=on_receipt, on_inbound=on_inbound)
 
 
 def upgrade_database(database_url: str) -> None:

@@ -8,6 +8,12 @@ ANSWERS = Counter("pombo_answers_total", "API answers by endpoint and status cod
 UPSTREAM = Counter("pombo_upstream_outcomes_total", "Upstream outcomes by connection and code", ["connection", "code"])
 DLR = Counter("pombo_delivery_reports_total", "Delivery reports by connection and state", ["connection", "state"])
 IN_FLIGHT = Gauge("pombo_upstream_in_flight", "Sends waiting in the background (WR)")
+SMPP_DELIVER = Counter(
+    "pombo_smpp_deliver_sm_total",
+    "deliver_sm/data_sm by connection and kind (receipt, held, unmatched, inbound, undecodable); all answered",
+    ["connection", "kind"],
+)
+SMPP_BIND_EVENTS = Counter("pombo_smpp_bind_ends_total", "SMPP binds that dropped or failed to open", ["connection", "state"])
 FAILURES_IN_A_ROW = Gauge(
     "pombo_connection_consecutive_failures", "Upstream failures in a row, per connection (this process)", ["connection"]
 )

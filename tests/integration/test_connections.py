@@ -13,6 +13,7 @@ from pombo.adapters.connections import KINDS, build_connection
 from pombo.adapters.connections.http_template import HttpTemplateConnection
 from pombo.adapters.connections.kannel import KannelConnection
 from pombo.adapters.connections.simulator import SimulatorConnection
+from pombo.adapters.connections.smpp import SmppConnection
 from pombo.adapters.connections.tww import TwwConnection
 from pombo.adapters.connections.wavy import WavyConnection
 from pombo.domain.model import ConnectionConfig, OutboundSms
@@ -89,6 +90,7 @@ def test_build_connection_dispatches_on_kind() -> None:
         "kannel": KannelConnection,
         "http": HttpTemplateConnection,
         "simulator": SimulatorConnection,
+        "smpp": SmppConnection,
     }
     assert frozenset(expected) == KINDS
     for kind, cls in expected.items():

@@ -184,7 +184,7 @@ def test_specs_are_frozen() -> None:
         ({"customer": []}, "'customer': unknown top-level key (did you mean 'customers'?)"),
         # connections
         (one("connections", {**KANNEL, "name": "Velip"}), "connections[0] ('Velip'): name: a connection name is 1-64 of a-z 0-9 _ -"),
-        (one("connections", {**KANNEL, "kind": "smpp"}), "connections[0] ('velip'): kind: 'smpp' is not one of wavy, tww, kannel, http, simulator"),
+        (one("connections", {**KANNEL, "kind": "smtp"}), "connections[0] ('velip'): kind: 'smtp' is not one of wavy, tww, kannel, http, simulator, smpp"),
         (one("connections", {"name": "velip"}), "connections[0] ('velip'): kind: required"),
         (one("connections", {**KANNEL, "url": "ftp://k"}), "connections[0] ('velip'): url: expected an http:// or https:// URL"),
         (one("connections", {**KANNEL, "url": "https://u:pw@k"}), "connections[0] ('velip'): url: credentials do not belong in the url"),

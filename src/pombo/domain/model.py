@@ -131,3 +131,4 @@ class UpstreamAck:
 
     upstream_id: str | None
     raw: str
+    part_ids: tuple[str, ...] = ()  # every part's id when it went in several (SMPP); [0] is upstream_id

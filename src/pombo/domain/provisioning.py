@@ -5,6 +5,7 @@ model per entry kind, and the whole file."""
 from __future__ import annotations
 
 import copy
+import dataclasses
 import ipaddress
 import json
 import re
@@ -28,7 +29,7 @@ from pombo.domain.model import CallbackConfig, ConnectionConfig, Customer
 from pombo.domain.numbers import normalize
 
 SECTIONS = ("connections", "costs", "text_filter", "customers", "tariffs")
-KINDS = ("wavy", "tww", "kannel", "http", "simulator")
+KINDS = ("wavy", "tww", "kannel", "http", "simulator", "smpp")
 PLACEHOLDERS = ("dest", "text", "id", "from")
 
 
@@ -366,6 +367,50 @@ class SimulatorSpec(ConnectionSpec):
         return opts
 
 
+SmppText = Annotated[str, BeforeValidator(_scalar_as_str), AfterValidator(
+    _fullmatch(r"[\x20-\x7e]*", "printable ASCII only (SMPP C-octet strings)"))]
+
+
+class SmppSpec(ConnectionSpec):
+    """An SMSC spoken to in SMPP 3.4 as an ESME (SPEC §12); `url` is derived (smpp://host:port)."""
+
+    _url_optional: ClassVar[bool] = True
+
+    kind: Literal["smpp"]
+    url: str = ""
+    host: Annotated[str, AfterValidator(_fullmatch(r"[A-Za-z0-9.:\[\]_-]{1,253}", "a host name or IP address"))]
+    port: int = Field(default=2775, ge=1, le=65535)
+    system_id: Annotated[SmppText, Field(min_length=1, max_length=15)]
+    password: Annotated[SmppText, Field(max_length=64)] = Field(default="", repr=False)  # 3.4 says 8; carriers differ
+    system_type: Annotated[SmppText, Field(max_length=12)] = ""
+    binds: int = Field(default=1, ge=1, le=64)
+    window: int = Field(default=100, ge=1, le=10_000)
+    throughput: float = Field(default=0, ge=0, allow_inf_nan=False)  # the engine enforces it (§11)
+    tls: bool = False
+    enquire_link: float = Field(default=30, gt=0, le=3600, allow_inf_nan=False)
+    source_addr: Annotated[SmppText, Field(max_length=20)] | None = None
+    dest_ton: int = Field(default=1, ge=0, le=255)
+    dest_npi: int = Field(default=1, ge=0, le=255)
+
+    @field_validator("url")
+    @classmethod
+    def _no_url(cls, value: str) -> str:
+        if value:
+            raise ValueError("an smpp connection takes host and port, not url")
+        return value
+
+    def options(self) -> dict[str, Any]:
+        return {"host": self.host, "port": self.port, "system_type": self.system_type,
+                "binds": self.binds, "window": self.window, "throughput": self.throughput,
+                "tls": self.tls, "enquire_link": self.enquire_link,
+                "source_addr": self.source_addr or "", "dest_ton": self.dest_ton, "dest_npi": self.dest_npi}
+
+    def to_config(self, *, dlr_secret: str) -> ConnectionConfig:
+        """The domain record: system_id travels as username, the password as password."""
+        config = super().to_config(dlr_secret=dlr_secret)
+        return dataclasses.replace(config, url=f"smpp://{self.host}:{self.port}", username=self.system_id)
+
+
 def _strings(value: Any) -> Iterator[str]:
     if isinstance(value, str):
         yield value
@@ -387,10 +432,11 @@ CONNECTION_KINDS: dict[str, type[ConnectionSpec]] = {
     "kannel": KannelSpec,
     "http": HttpSpec,
     "simulator": SimulatorSpec,
+    "smpp": SmppSpec,
 }
 _KIND_OF = {model: kind for kind, model in CONNECTION_KINDS.items()}
 AnyConnectionSpec = Annotated[
-    WavySpec | TwwSpec | KannelSpec | HttpSpec | SimulatorSpec, Field(discriminator="kind")
+    WavySpec | TwwSpec | KannelSpec | HttpSpec | SimulatorSpec | SmppSpec, Field(discriminator="kind")
 ]
 
 
