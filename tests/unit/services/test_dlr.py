@@ -92,16 +92,12 @@ async def test_kannel_types(worlds: WorldMaker, typ: str, state: str) -> None:
     assert world.store.t.reports[-1]["raw"] == f"id={message_id}&type={typ}"
 
 
-@pytest.mark.xfail(strict=True, reason="SPEC §8: Kannel's %d is a bit mask (34 = 32 expired + 2): "
-                   "the service maps exact values 1/2/8/16 only")
 async def test_kannel_type_is_a_bit_mask(worlds: WorldMaker) -> None:
     world, [message_id] = await routed(worlds, "kannel")
     await push(world, "kannel", id=str(message_id), type="34")
     assert world.message(message_id)["delivery"] == delivery.EXPIRED
 
 
-@pytest.mark.xfail(strict=True, reason="SPEC §8: a receipt text carrying stat:REJECTD decides (rejected); "
-                   "the service ignores Kannel's answer (%A)")
 async def test_kannel_receipt_stat_decides(worlds: WorldMaker) -> None:
     world, [message_id] = await routed(worlds, "kannel")
     await push(world, "kannel", id=str(message_id), type="2", answer="id:1 sub:001 dlvrd:000 stat:REJECTD err:000")
@@ -166,8 +162,6 @@ async def test_apply_moves_state_by_state_and_counts(worlds: WorldMaker) -> None
     assert [r["state"] for r in world.store.t.reports] == ["sent", "delivered", None]
 
 
-@pytest.mark.xfail(strict=True, reason="SPEC §8: a message that becomes `rejected` by a delivery report is "
-                   "refunded once; neither the memory nor the SQL store refunds in apply_delivery")
 async def test_a_rejected_report_refunds_the_chain_once(worlds: WorldMaker) -> None:
     world, [message_id] = await routed(worlds, "kannel")
     await push(world, "kannel", id=str(message_id), type="16")
