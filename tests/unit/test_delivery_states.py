@@ -46,7 +46,8 @@ def test_receipt_stat_word(stat: str, state: str | None) -> None:
     [("", None), ("ACK/", None), ("NACK/0x0000000b/Invalid Destination Address", None),
      ("id:1 STAT:DELIVRD", "delivered"), ("stat:REJECTD", "rejected"), ("id:1 stat: EXPIRED err:0", "expired"),
      ("id:1 stat:UNDELIV err:000 text:stat:DELIVRD", "undelivered"),  # the first stat: is the receipt's
-     ("id:1 substat:DELIVRD", None), ("id:1 stat:DELIVRD\n", "delivered")],
+     ("id:1 substat:DELIVRD", None), ("id:1 stat:DELIVRD\n", "delivered"),
+     ("id:1+sub:001+stat:EXPIRED+err:000", "expired")],  # Kannel's escaping, if left undecoded
 )
 def test_receipt_text_without_the_usual_shape(text: str, state: str | None) -> None:
     assert state_from_receipt(text) == state
