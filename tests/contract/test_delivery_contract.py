@@ -10,7 +10,17 @@ from typing import Any
 import pytest
 
 from pombo.ports import Store
-from tests.contract.conftest import SHOP, T0, raw_reports, spec
+from tests.contract.conftest import (
+    RESELLER,
+    RESELLER_PRICE,
+    SHOP,
+    SHOP_PRICE,
+    T0,
+    assert_sound,
+    ledger_rows,
+    raw_reports,
+    spec,
+)
 
 HOOK = "http://hook.example/cb"
 HEX32 = re.compile(r"[0-9a-f]{32}")
@@ -65,7 +75,9 @@ async def test_reports_move_forward_only_and_are_all_kept(shop: Store) -> None:
 @pytest.mark.parametrize(
     ("first", "then", "moves"),
     [("unknown", "sent", True), ("unknown", "delivered", True), ("pending", "expired", True),
-     ("sent", "rejected", True), ("rejected", "delivered", False), ("expired", "sent", False)],
+     ("sent", "rejected", True), ("rejected", "delivered", False), ("expired", "sent", False),
+     ("unknown", "undelivered", True), ("unknown", "expired", True), ("unknown", "rejected", True),
+     ("unknown", "unknown", False), ("unknown", "pending", False)],
 )
 async def test_forward_moves(shop: Store, first: str, then: str, moves: bool) -> None:
     mid = await accepted(shop)
@@ -97,6 +109,119 @@ async def test_a_message_id_wins_over_an_upstream_id(shop: Store) -> None:
     await shop.settle_ok(message_id=second, upstream_id="up-2", raw="ok", now=T0 + 1)
     assert await report(shop, "delivered", message_id=first, upstream_id="up-2")
     assert (await delivery(shop, first), await delivery(shop, second)) == ("delivered", "pending")
+
+
+# ------------------------------------------------------------ what a report does to the money and the status
+
+
+async def status(store: Store, message_id: int) -> tuple[int, str]:
+    row = await store.get_message(customer_id=SHOP, message_id=message_id)
+    assert row is not None
+    return int(row["status_code"]), str(row["delivery"])
+
+
+async def refunds(store: Store, message_id: int) -> list[tuple[int, int]]:
+    return sorted((c, a) for c, a, cause, m in await ledger_rows(store) if cause == "refund" and m == message_id)
+
+
+CHAIN_REFUND = [(RESELLER, RESELLER_PRICE), (SHOP, SHOP_PRICE)]
+
+
+@pytest.mark.parametrize("before", ["pending", "sent"])
+async def test_a_rejected_report_refunds_the_chain_once(shop: Store, before: str) -> None:
+    start = await shop.ledger_sums()
+    mid = await accepted(shop, notify_url=HOOK)
+    assert await shop.settle_ok(message_id=mid, upstream_id="u1", raw="0: Accepted", now=T0 + 1)
+    if before == "sent":
+        assert await report(shop, "sent", message_id=mid, now=T0 + 2)
+    assert await report(shop, "rejected", message_id=mid, raw="type=16", now=T0 + 3)
+    assert await refunds(shop, mid) == CHAIN_REFUND
+    assert await status(shop, mid) == (0, "rejected")  # the caller was told OK: it stays OK
+    assert await shop.ledger_sums() == start  # exactly what was debited came back
+    assert not await report(shop, "rejected", message_id=mid, now=T0 + 4)  # a second report: nothing more
+    assert not await report(shop, "undelivered", message_id=mid, now=T0 + 5)
+    assert not await shop.settle_failed(message_id=mid, raw="late", now=T0 + 6)
+    assert await refunds(shop, mid) == CHAIN_REFUND
+    assert (await drain(shop))[-1]["delivery"] == "rejected"
+    row = await shop.get_message(customer_id=SHOP, message_id=mid)
+    assert row is not None and (row["return_log"], row["final_at"]) == ("0: Accepted", T0 + 3)
+    await assert_sound(shop)
+
+
+async def test_a_300_message_is_not_refunded_again(shop: Store) -> None:
+    mid = await accepted(shop)
+    assert await shop.settle_failed(message_id=mid, raw="NOK", now=T0 + 1)
+    assert await refunds(shop, mid) == CHAIN_REFUND
+    for i, state in enumerate(["rejected", "sent", "delivered", "expired"]):
+        assert not await report(shop, state, message_id=mid, now=T0 + 2 + i)
+    assert await refunds(shop, mid) == CHAIN_REFUND
+    assert await status(shop, mid) == (300, "rejected")
+    await assert_sound(shop)
+
+
+async def test_a_rejected_report_fails_a_waiting_message_once(shop: Store) -> None:
+    start = await shop.ledger_sums()
+    mid = await accepted(shop, notify_url=HOOK)
+    assert await shop.mark_unknown(message_id=mid, now=T0 + 1)
+    assert await report(shop, "rejected", message_id=mid, raw="stat:REJECTD", now=T0 + 2)
+    assert await status(shop, mid) == (300, "rejected")  # a WR that finally fails (§6)
+    assert await refunds(shop, mid) == CHAIN_REFUND
+    assert not await shop.settle_failed(message_id=mid, raw="late NOK", now=T0 + 3)  # no second refund
+    assert not await shop.settle_ok(message_id=mid, upstream_id="late", raw="late OK", now=T0 + 3)
+    assert await refunds(shop, mid) == CHAIN_REFUND and await shop.ledger_sums() == start
+    assert [(e["status_code"], e["delivery"]) for e in await drain(shop)] == [(1, "unknown"), (300, "rejected")]
+    row = await shop.get_message(customer_id=SHOP, message_id=mid)
+    assert row is not None and row["return_log"] == "stat:REJECTD"
+    await assert_sound(shop)
+
+
+@pytest.mark.parametrize("state", ["undelivered", "expired", "delivered"])
+async def test_reports_the_network_took_are_not_refunded(shop: Store, state: str) -> None:
+    before = await ledger_rows(shop)
+    mid = await accepted(shop)
+    assert await shop.settle_ok(message_id=mid, upstream_id="u", raw="ok", now=T0 + 1)
+    assert await report(shop, state, message_id=mid)
+    assert await refunds(shop, mid) == []
+    assert len(await ledger_rows(shop)) == len(before) + 2  # the two debits only
+    assert await status(shop, mid) == (0, state)
+    await assert_sound(shop)
+
+
+@pytest.mark.parametrize("first", ["pending", "unknown"])
+@pytest.mark.parametrize("state", ["sent", "delivered", "undelivered", "expired"])
+async def test_a_report_the_provider_took_settles_a_waiting_message_ok(shop: Store, first: str, state: str) -> None:
+    mid = await accepted(shop, notify_url=HOOK)
+    if first == "unknown":
+        assert await shop.mark_unknown(message_id=mid, now=T0 + 1)
+    assert await report(shop, state, message_id=mid, upstream_id="up-9", raw=f"report {state}", now=T0 + 2)
+    assert await status(shop, mid) == (0, state)
+    row = await shop.get_message(customer_id=SHOP, message_id=mid)
+    assert row is not None
+    assert (row["return_log"], row["upstream_id"], row["updated_at"]) == (f"report {state}", "up-9", T0 + 2)
+    assert not await shop.settle_ok(message_id=mid, upstream_id="late", raw="late", now=T0 + 3)  # settled already
+    assert not await shop.settle_failed(message_id=mid, raw="late", now=T0 + 3)
+    events = [(e["status_code"], e["delivery"]) for e in await drain(shop)]
+    assert events == ([(1, "unknown")] if first == "unknown" else []) + [(0, state)]
+    assert await refunds(shop, mid) == []
+    await assert_sound(shop)
+
+
+async def test_an_unknown_report_moves_nothing_and_the_message_keeps_waiting(shop: Store) -> None:
+    mid = await accepted(shop)
+    assert not await report(shop, "unknown", message_id=mid)
+    assert await shop.mark_unknown(message_id=mid, now=T0 + 11)
+    assert not await report(shop, "unknown", message_id=mid, now=T0 + 12)
+    assert await status(shop, mid) == (1, "unknown")
+    assert await report(shop, "delivered", message_id=mid, now=T0 + 13)  # unknown is not final (§11)
+    assert await status(shop, mid) == (0, "delivered")
+
+
+async def test_a_settled_message_keeps_its_answer_when_a_report_comes(shop: Store) -> None:
+    mid = await accepted(shop)
+    assert await shop.settle_ok(message_id=mid, upstream_id="u1", raw="0: Accepted", now=T0 + 1)
+    assert await report(shop, "delivered", message_id=mid, upstream_id="other", raw="dlr", now=T0 + 2)
+    row = await shop.get_message(customer_id=SHOP, message_id=mid)
+    assert row is not None and (row["return_log"], row["upstream_id"]) == ("0: Accepted", "u1")
 
 
 # ------------------------------------------------------------ orphans
@@ -168,7 +293,7 @@ async def test_event_ids_of_refunds_reports_and_unknowns(shop: Store) -> None:
     await report(shop, "sent", message_id=lost, now=T0 + 2)
     events = await drain(shop)
     assert [(e["message_id"], e["status_code"], e["delivery"]) for e in events] == [
-        (failed, 300, "rejected"), (lost, 1, "unknown"), (lost, 1, "sent")]
+        (failed, 300, "rejected"), (lost, 1, "unknown"), (lost, 0, "sent")]  # the report settles it OK (§11)
     ids = [e["event_id"] for e in events]
     assert all(HEX32.fullmatch(i) for i in ids) and len(set(ids)) == len(ids)
 

@@ -17,9 +17,10 @@ def _kannel_send(pombo):
     return cdls, sent[0].query["dlr-url"]
 
 
-def _hit(pombo, dlr_url: str, typ: int):
-    """GET the dlr-url Kannel was given, with %d replaced as Kannel would."""
-    parts = urllib.parse.urlsplit(dlr_url.replace("%d", str(typ)))
+def _hit(pombo, dlr_url: str, typ: int, answer: str = ""):
+    """GET the dlr-url Kannel was given, with %d and %A (URL-escaped) replaced as Kannel would."""
+    filled = dlr_url.replace("%d", str(typ)).replace("%A", urllib.parse.quote(answer, safe=""))
+    parts = urllib.parse.urlsplit(filled)
     target = parts.path + ("?" + parts.query if parts.query else "")
     return pombo.request("GET", target)
 
@@ -53,6 +54,60 @@ def test_kannel_dlr_types(pombo, typ, want):
     cdls, url = _kannel_send(pombo)
     _ok(_hit(pombo, url, typ))
     assert _delivery(pombo, cdls) == want
+
+
+RECEIPT = ("id:0a1b2c sub:001 dlvrd:000 submit date:2401021530 done date:2401021531 stat:{} err:000 "
+           "text:dlr kannel")
+
+
+def _balances(pombo):
+    return pombo.balance(T["velip"])[0], pombo.balance(T["rev"])[0]
+
+
+def test_kannel_expired_receipt_is_type_34(pombo):
+    """§8: Kannel 1.4.5 reports an SMPP EXPIRED receipt as type=34 (32|2): expired, not refunded,
+    and the status stays OK."""
+    cdls, url = _kannel_send(pombo)
+    charged = _balances(pombo)
+    _ok(_hit(pombo, url, 34, RECEIPT.format("EXPIRED")))
+    m = pombo.message(T["velip"], cdls)
+    assert (m["delivery"], m["status"], str(m["status_code"])) == ("expired", "OK", "0"), m
+    _ok(_hit(pombo, url, 1))  # a final state never changes
+    assert _delivery(pombo, cdls) == "expired"
+    assert _balances(pombo) == charged
+
+
+def test_kannel_expired_mask_without_a_receipt(pombo):
+    """§8: with no receipt text the bits decide: 34 is expired."""
+    cdls, url = _kannel_send(pombo)
+    _ok(_hit(pombo, url, 34))
+    assert _delivery(pombo, cdls) == "expired"
+
+
+def test_kannel_rejectd_receipt_refunds_the_chain_once(pombo):
+    """§8: Kannel passes REJECTD as type=2; the receipt's stat: decides (rejected), the chain gets
+    back exactly what it paid, once, and the caller's OK stays OK."""
+    before = _balances(pombo)
+    cdls, url = _kannel_send(pombo)
+    charged = _balances(pombo)
+    assert charged[0] < before[0] and charged[1] < before[1]
+    _ok(_hit(pombo, url, 2, RECEIPT.format("REJECTD")))
+    m = pombo.message(T["velip"], cdls)
+    assert (m["delivery"], m["status"], str(m["status_code"])) == ("rejected", "OK", "0"), m
+    assert _balances(pombo) == before
+    _ok(_hit(pombo, url, 2, RECEIPT.format("REJECTD")))  # Kannel may repeat a report: nothing more
+    _ok(_hit(pombo, url, 16, "NACK/0x0000000b/Invalid Destination Address"))
+    assert _balances(pombo) == before
+    assert _delivery(pombo, cdls) == "rejected"
+
+
+def test_kannel_undeliv_receipt_is_not_refunded(pombo):
+    """§8: UNDELIV (type=2): the network took it, undelivered, still charged."""
+    cdls, url = _kannel_send(pombo)
+    charged = _balances(pombo)
+    _ok(_hit(pombo, url, 2, RECEIPT.format("UNDELIV")))
+    assert _delivery(pombo, cdls) == "undelivered"
+    assert _balances(pombo) == charged
 
 
 def test_kannel_final_state_never_changes(pombo):

@@ -114,6 +114,7 @@ def test_kannel_wire_format_gsm(pombo):
     assert dlr.startswith(f"{pombo.base}/dlr/velip/{SECRETS['velip']}"), dlr
     assert "%d" in dlr, dlr
     assert "type=%d" in dlr, dlr
+    assert dlr.endswith("&type=%d&answer=%A"), dlr  # §8: the receipt text (%A) comes back too
     m = pombo.message(T["velip"], cdls)
     assert m["encoding"] == "GSM-7" and m["connection"] == "velip"
 
@@ -294,11 +295,11 @@ def test_upstream_gets_each_message_once(pombo):
 
 
 def test_dlr_url_is_absolute_and_parseable(pombo):
-    """§8 kannel: dlr-url = {POMBO_PUBLIC_URL}/dlr/{name}/{dlr_secret}?…&type=%d."""
+    """§8 kannel: dlr-url = {POMBO_PUBLIC_URL}/dlr/{name}/{dlr_secret}?…&type=%d&answer=%A."""
     d = pombo.dest()
     expect(pombo.send(T["velip"], d, "dlr url"), 0)
     dlr = _only(pombo, "kannel", "55" + d).query["dlr-url"]
-    parts = urllib.parse.urlsplit(dlr.replace("%d", "8"))
+    parts = urllib.parse.urlsplit(dlr.replace("%d", "8").replace("%A", "ACK%2F"))
     assert f"{parts.scheme}://{parts.netloc}" == pombo.base
     assert parts.path == f"/dlr/velip/{SECRETS['velip']}"
 

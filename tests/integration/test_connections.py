@@ -253,7 +253,7 @@ async def test_kannel_wire_format_gsm(upstream: FakeUpstream, make: Make) -> Non
         "text": "Olá 1+1=2 & 50% off",
         "coding": "0",
         "from": "Pombo",
-        "dlr-url": "https://pombo.example.com/gw/dlr/kannel1/s3cr3t?id=42&type=%d",
+        "dlr-url": "https://pombo.example.com/gw/dlr/kannel1/s3cr3t?id=42&type=%d&answer=%A",
     }
     assert (ack.upstream_id, ack.raw) == (None, "0: Accepted for delivery")
 
@@ -264,7 +264,7 @@ async def test_kannel_ucs2_has_coding_2_and_no_from(upstream: FakeUpstream, make
     assert got.query["coding"] == "2"
     assert got.query["text"] == UCS2
     assert "from" not in got.query
-    assert got.query["dlr-url"].endswith("?id=7&type=%d")
+    assert got.query["dlr-url"].endswith("?id=7&type=%d&answer=%A")
 
 
 @pytest.mark.parametrize("body", ["0: Accepted for delivery", "3: Queued for later delivery"])
@@ -301,9 +301,9 @@ async def test_kannel_get_is_not_resent_on_a_dropped_keepalive_socket(
     upstream.behave("kannel", mode="reset")
     with pytest.raises(UpstreamRejected, match="connect error"):
         await conn.send(sms(id=2))
-    assert [r.query["dlr-url"][-12:] for r in upstream.received("kannel")] == [
-        "id=1&type=%d",
-        "id=2&type=%d",
+    assert [r.query["dlr-url"][-22:] for r in upstream.received("kannel")] == [
+        "id=1&type=%d&answer=%A",
+        "id=2&type=%d&answer=%A",
     ]
 
 

@@ -51,7 +51,7 @@ async def test_kannel_reports_move_forward_only(gw: Services, upstream: FakeUpst
     sent = await send(gw, dest="11987650001", message="hi")
     assert sent.code == 0
     dlr_url = upstream.received("kannel")[0].query["dlr-url"]
-    assert f"/dlr/velip/s3cret-velip?id={sent.cdls_id}&type=%d" in dlr_url
+    assert dlr_url.endswith(f"/dlr/velip/s3cret-velip?id={sent.cdls_id}&type=%d&answer=%A")
 
     async def report(kind: str, secret: str = "s3cret-velip") -> int:
         return await gw.dlr.receive(connection="velip", secret=secret, params={"id": str(sent.cdls_id), "type": kind}, body=b"")

@@ -52,8 +52,8 @@ def parse_wavy(_: ConnectionConfig, params: Mapping[str, str], body: bytes) -> l
 
 
 def parse_kannel(_: ConnectionConfig, params: Mapping[str, str], body: bytes) -> list[StatusReport]:
-    """Kannel's dlr-url: our id and the %d type (4 = queued changes nothing)."""
-    state = delivery.KANNEL_TYPES.get((params.get("type") or "").strip())
+    """Kannel's dlr-url: our id, the %d bit mask and the receipt text %A (`answer`)."""
+    state = delivery.kannel_state(params.get("type") or "", params.get("answer") or "")
     return [StatusReport(uint(params.get("id")), None, (state,) if state else ())]
 
 

@@ -14,7 +14,7 @@ import pytest
 from aiohttp import web
 
 from pombo.domain import codes
-from pombo.domain.delivery import KANNEL_TYPES, StatusReport
+from pombo.domain.delivery import StatusReport, kannel_state
 from tests.unit.services.conftest import DEST, Outcome, World, WorldMaker, base_document, customer
 
 PAYLOAD_KEYS = {"cdls_id", "ctid", "dest", "text", "status", "status_code", "connection", "upstream_id", "value",
@@ -102,7 +102,9 @@ async def test_events_go_in_order_per_message_one_at_a_time(worlds: WorldMaker, 
 
 
 def _report(message_id: int, typ: str) -> StatusReport:
-    return StatusReport(message_id, None, (KANNEL_TYPES[typ],), raw=f"type={typ}")
+    state = kannel_state(typ)
+    assert state is not None
+    return StatusReport(message_id, None, (state,), raw=f"type={typ}")
 
 
 async def test_a_300_outcome_is_announced_as_rejected(worlds: WorldMaker, receiver: Receiver) -> None:

@@ -3,15 +3,16 @@ unknown ids (SPEC §8)."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import orjson
 import pytest
 
-from pombo.domain import delivery
+from pombo.domain import codes, delivery
 from pombo.domain.delivery import StatusReport
 from pombo.services.dlr import Forbidden
-from tests.unit.services.conftest import World, WorldMaker, base_document, customer
+from tests.unit.services.conftest import ACK, Outcome, World, WorldMaker, base_document, customer
 
 
 async def routed(worlds: WorldMaker, name: str, sends: int = 1) -> tuple[World, list[int]]:
@@ -84,7 +85,8 @@ async def test_wavy_body_that_is_not_json_is_kept_and_moves_nothing(worlds: Worl
 
 @pytest.mark.parametrize(("typ", "state"), [("1", "delivered"), ("2", "undelivered"), ("8", "sent"),
                                             ("16", "rejected"), ("4", "pending"), ("", "pending"),
-                                            ("x", "pending")])
+                                            ("x", "pending"), ("34", "expired"), ("66", "pending"),
+                                            ("12", "sent"), ("0", "pending")])
 async def test_kannel_types(worlds: WorldMaker, typ: str, state: str) -> None:
     world, [message_id] = await routed(worlds, "kannel")
     moved = await push(world, "kannel", id=str(message_id), type=typ)
@@ -92,20 +94,78 @@ async def test_kannel_types(worlds: WorldMaker, typ: str, state: str) -> None:
     assert world.store.t.reports[-1]["raw"] == f"id={message_id}&type={typ}"
 
 
-@pytest.mark.xfail(strict=True, reason="SPEC §8: Kannel's %d is a bit mask (34 = 32 expired + 2): "
-                   "the service maps exact values 1/2/8/16 only")
 async def test_kannel_type_is_a_bit_mask(worlds: WorldMaker) -> None:
     world, [message_id] = await routed(worlds, "kannel")
     await push(world, "kannel", id=str(message_id), type="34")
     assert world.message(message_id)["delivery"] == delivery.EXPIRED
 
 
-@pytest.mark.xfail(strict=True, reason="SPEC §8: a receipt text carrying stat:REJECTD decides (rejected); "
-                   "the service ignores Kannel's answer (%A)")
 async def test_kannel_receipt_stat_decides(worlds: WorldMaker) -> None:
     world, [message_id] = await routed(worlds, "kannel")
     await push(world, "kannel", id=str(message_id), type="2", answer="id:1 sub:001 dlvrd:000 stat:REJECTD err:000")
     assert world.message(message_id)["delivery"] == delivery.REJECTED
+
+
+RECEIPT = "id:7f3a sub:001 dlvrd:000 submit date:2401021530 done date:2401021531 stat:{} err:000 text:Seu codigo"
+
+
+@pytest.mark.parametrize(
+    ("typ", "stat", "state"),
+    [("4", "ENROUTE", "sent"), ("4", "ACCEPTD", "sent"), ("1", "DELIVRD", "delivered"), ("2", "UNDELIV", "undelivered"),
+     ("2", "DELETED", "undelivered"), ("34", "EXPIRED", "expired"), ("2", "REJECTD", "rejected"),
+     ("2", "rejectd", "rejected"), ("2", "UNKNOWN", "pending"), ("2", "BOGUS", "undelivered")],
+)
+async def test_kannel_receipt_text_decides_over_the_mask(worlds: WorldMaker, typ: str, stat: str, state: str) -> None:
+    world, [message_id] = await routed(worlds, "kannel")
+    answer = RECEIPT.format(stat)
+    await push(world, "kannel", id=str(message_id), type=typ, answer=answer)
+    assert world.message(message_id)["delivery"] == state
+    report = world.store.t.reports[-1]
+    assert report["raw"] == f"id={message_id}&type={typ}&answer={answer}"  # the receipt is kept as it came
+    assert report["state"] == ("unknown" if stat == "UNKNOWN" else state)  # unknown is kept, moves nothing
+
+
+@pytest.mark.parametrize(("typ", "answer"), [("16", "NACK/0x0000000b/Invalid Destination Address"),
+                                             ("2", RECEIPT.format("REJECTD"))])
+async def test_a_kannel_rejection_refunds_once_and_keeps_ok(worlds: WorldMaker, typ: str, answer: str) -> None:
+    world, [message_id] = await routed(worlds, "kannel")
+    assert world.message(message_id)["status_code"] == codes.OK
+    assert await push(world, "kannel", id=str(message_id), type=typ, answer=answer) == 1
+    assert await push(world, "kannel", id=str(message_id), type="16") == 0  # once
+    assert sorted(r["amount"] for r in world.store.t.ledger
+                  if r["message_id"] == message_id and r["cause"] == "refund") == [300, 500]
+    assert (await world.balance(11), await world.balance(10)) == (500_000, 1_000_000)  # as before the send
+    assert (world.message(message_id)["status_code"], world.message(message_id)["delivery"]) == (codes.OK, "rejected")
+
+
+@pytest.mark.parametrize(("typ", "state"), [("2", "undelivered"), ("34", "expired")])
+async def test_undelivered_and_expired_are_not_refunded(worlds: WorldMaker, typ: str, state: str) -> None:
+    world, [message_id] = await routed(worlds, "kannel")
+    assert await push(world, "kannel", id=str(message_id), type=typ) == 1
+    assert world.message(message_id)["delivery"] == state
+    assert [r for r in world.store.t.ledger if r["cause"] == "refund"] == []
+
+
+async def test_a_report_settles_a_waiting_message_ok(worlds: WorldMaker) -> None:
+    doc = base_document()
+    customer(doc, 11)["sms_provider"] = "kannel"
+    world = await worlds(doc)
+    world.upstream.script("kannel", Outcome(delay=ACK * 4))  # answers after the caller heard WR
+    sent = await world.send()
+    assert sent.code == codes.WR and world.message(sent.cdls_id)["status_code"] == codes.WR
+    assert await push(world, "kannel", id=str(sent.cdls_id), type="8", answer="ACK/") == 1
+    row = world.message(sent.cdls_id)
+    assert (row["status_code"], row["delivery"], row["return_log"]) == (codes.OK, "sent", f"id={sent.cdls_id}&type=8&answer=ACK/")
+    await asyncio.sleep(ACK * 6)  # the late acceptance finds it settled: nothing changes
+    assert (world.message(sent.cdls_id)["status_code"], world.message(sent.cdls_id)["delivery"]) == (codes.OK, "sent")
+    assert [r for r in world.store.t.ledger if r["cause"] == "refund"] == []
+
+
+async def test_a_report_after_unknown_still_moves_the_message(worlds: WorldMaker) -> None:
+    world, [message_id] = await routed(worlds, "kannel")
+    world.message(message_id).update(status_code=codes.WR, delivery=delivery.UNKNOWN)  # as a lost outcome leaves it
+    assert await push(world, "kannel", id=str(message_id), type="34") == 1
+    assert (world.message(message_id)["status_code"], world.message(message_id)["delivery"]) == (codes.OK, "expired")
 
 
 @pytest.mark.parametrize(("fields", "state"), [({"st": "DELIVRD"}, "delivered"), ({"st": "expired"}, "expired"),
@@ -166,8 +226,6 @@ async def test_apply_moves_state_by_state_and_counts(worlds: WorldMaker) -> None
     assert [r["state"] for r in world.store.t.reports] == ["sent", "delivered", None]
 
 
-@pytest.mark.xfail(strict=True, reason="SPEC §8: a message that becomes `rejected` by a delivery report is "
-                   "refunded once; neither the memory nor the SQL store refunds in apply_delivery")
 async def test_a_rejected_report_refunds_the_chain_once(worlds: WorldMaker) -> None:
     world, [message_id] = await routed(worlds, "kannel")
     await push(world, "kannel", id=str(message_id), type="16")

@@ -30,11 +30,12 @@ class KannelConnection(HttpConnection):
             }
         )
         self._prefix = f"{self.base_url}/cgi-bin/sendsms?{static}"
-        # Kannel decodes the value once and then fills in %d itself: the literal "%d" must
-        # reach it, so it travels escaped as %25d. cdls_id is digits only, nothing to escape.
+        # Kannel decodes the value once and then fills in %d (the report's bit mask) and %A (the
+        # SMSC's receipt text, URL-escaped) itself: the literals must reach it, so they travel
+        # escaped as %25d and %25A. cdls_id is digits only, nothing to escape.
         dlr = f"{self.public_url}/dlr/{config.name}/{config.dlr_secret}?id="
         self._dlr_head = "&dlr-url=" + quote(dlr, safe="")
-        self._dlr_tail = quote("&type=%d", safe="")
+        self._dlr_tail = quote("&type=%d&answer=%A", safe="")
 
     async def send(self, sms: OutboundSms) -> UpstreamAck:
         """Submit one message; coding 0 for GSM-7, 2 for UCS-2."""

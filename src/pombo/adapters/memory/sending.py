@@ -89,12 +89,16 @@ class SendPath:
             return False
         message.update(status_code=codes.PROVIDER_ERROR, delivery=delivery.REJECTED,
                        return_log=storable(raw)[:4000], updated_at=now, final_at=now)
+        self._refund(message_id, now)
+        self.t.enqueue(message, now)
+        return True
+
+    def _refund(self, message_id: int, now: float) -> None:
+        """Credit the chain back exactly what the message debited (a ledger row each)."""
         debits = sorted((r["customer_id"], r["amount"]) for r in self.t.ledger
                         if r["message_id"] == message_id and r["cause"] == "message")
         for customer_id, amount in debits:
             self.t.add_ledger(customer_id, -amount, "refund", message_id=message_id, now=now)
-        self.t.enqueue(message, now)
-        return True
 
     async def balance(self, *, customer_id: int) -> tuple[int, int]:
         """(balance, credit_limit) in units; (0, 0) for an unknown customer."""
@@ -144,11 +148,21 @@ class SendPath:
         self.t.reports.append({"id": self.t.next_id("reports"), "connection": connection,
                                "message_id": found["id"] if found else None, "state": state,
                                "raw": storable(raw)[:4000], "created_at": now})
-        sources = delivery.sources_for(state) if found is not None and state else ()
-        if found is None or not sources or found["delivery"] not in sources:
+        if found is None:
             return False
-        stamp = "sent_at" if state == delivery.SENT else "final_at"
-        found.update({"delivery": state, stamp: now, "updated_at": now})
+        refunded = state == delivery.REJECTED and any(
+            r["message_id"] == found["id"] and r["cause"] == "refund" for r in self.t.ledger)
+        move = delivery.report_move(found["delivery"], found["status_code"], state, refunded=refunded)
+        if move is None:
+            return False
+        stamp = "sent_at" if move.delivery == delivery.SENT else "final_at"
+        if found["status_code"] != move.status_code:  # settled by this report
+            found["return_log"] = found["return_log"] or storable(raw)[:4000]
+            if found["upstream_id"] is None and upstream_id:
+                found["upstream_id"] = storable(upstream_id)[:128]
+        found.update({"delivery": move.delivery, "status_code": move.status_code, stamp: now, "updated_at": now})
+        if move.refund:
+            self._refund(found["id"], now)
         self.t.enqueue(found, now)
         return True
 

@@ -46,8 +46,20 @@ MESSAGES_PAGE = (
     f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE customer_id=? AND created_at>=? "
     "AND created_at<? AND id>? ORDER BY id LIMIT ?"
 )
-FIND_BY_UPSTREAM = "SELECT id FROM messages WHERE connection=? AND upstream_id=?"
-FIND_BY_ID = "SELECT id FROM messages WHERE id=? AND connection=?"
+FIND_BY_UPSTREAM = "SELECT id, status_code, delivery FROM messages WHERE connection=? AND upstream_id=?"
+FIND_BY_ID = "SELECT id, status_code, delivery FROM messages WHERE id=? AND connection=?"
+MESSAGE_REFUNDED = "SELECT 1 FROM ledger WHERE message_id=? AND cause='refund' LIMIT 1"
+# a report's move, guarded by the state it was decided on; {stamp} is sent_at or final_at
+REPORT_MOVE = (
+    "UPDATE messages SET delivery=?, {stamp}=?, status_code=?, updated_at=? "
+    "WHERE id=? AND delivery=? AND status_code=?"
+)
+# the same when the report settles a waiting message: what it carries stands in for the answer
+REPORT_SETTLE = (
+    "UPDATE messages SET delivery=?, {stamp}=?, status_code=?, updated_at=?, "
+    "return_log=COALESCE(return_log, ?), upstream_id=COALESCE(upstream_id, ?) "
+    "WHERE id=? AND delivery=? AND status_code=?"
+)
 INSERT_REPORT = (
     "INSERT INTO dlr_reports (connection, message_id, state, raw, created_at) VALUES (?,?,?,?,?)"
 )

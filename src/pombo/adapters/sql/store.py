@@ -114,15 +114,19 @@ class SqlStore(OperatorSide):
         async with self.x.transaction() as tx:
             if await tx.execute(q.SETTLE_FAILED, (storable(raw)[:4000], now, now, message_id)) != 1:
                 return False
-            debits = await tx.fetchall(q.MESSAGE_DEBITS, (message_id,))
-            await self._lock_accounts(tx, [d["customer_id"] for d in debits])
-            await tx.executemany(q.CREDIT_BACK, [(d["amount"], d["customer_id"]) for d in debits])
-            await tx.executemany(
-                q.INSERT_LEDGER,
-                [(d["customer_id"], -d["amount"], "refund", message_id, now) for d in debits],
-            )
+            await self._refund(tx, message_id, now)
             await enqueue(tx, message_id, now)
         return True
+
+    async def _refund(self, tx: Executor, message_id: int, now: float) -> None:
+        """Credit the chain back exactly what the message debited (a ledger row each)."""
+        debits = await tx.fetchall(q.MESSAGE_DEBITS, (message_id,))
+        await self._lock_accounts(tx, [d["customer_id"] for d in debits])
+        await tx.executemany(q.CREDIT_BACK, [(d["amount"], d["customer_id"]) for d in debits])
+        await tx.executemany(
+            q.INSERT_LEDGER,
+            [(d["customer_id"], -d["amount"], "refund", message_id, now) for d in debits],
+        )
 
     async def _lock_accounts(self, tx: Executor, ids: Sequence[int]) -> None:
         """Lock balance rows in id order (the order the send path uses: no deadlocks)."""
@@ -181,26 +185,43 @@ class SqlStore(OperatorSide):
         raw: str,
         now: float,
     ) -> bool:
-        """Keep the raw report; move the message forward when the state allows it."""
+        """Keep the raw report; move the message forward when the state allows it: a waiting
+        message the provider took becomes OK, a `rejected` one is refunded once (SPEC §8, §11)."""
         async with self.x.transaction() as tx:
-            found = None
-            if message_id is not None:
-                found = await tx.fetchval(q.FIND_BY_ID, (message_id, connection))
-            elif upstream_id:
-                found = await tx.fetchval(q.FIND_BY_UPSTREAM, (connection, storable(upstream_id)[:128]))
-            await tx.execute(q.INSERT_REPORT, (connection, found, state, storable(raw)[:4000], now))
-            sources = delivery.sources_for(state) if found is not None and state else ()
-            if found is None or not sources:
+            found = await self._report_target(tx, connection, message_id, upstream_id)
+            raw = storable(raw)[:4000]
+            await tx.execute(q.INSERT_REPORT, (connection, found["id"] if found else None, state, raw, now))
+            if found is None:
                 return False
-            stamp = "sent_at" if state == delivery.SENT else "final_at"
-            marks = ",".join("?" * len(sources))
-            moved = await tx.execute(
-                f"UPDATE messages SET delivery=?, {stamp}=?, updated_at=? WHERE id=? AND delivery IN ({marks})",
-                (state, now, now, found, *sources),
-            )
-            if moved == 1:
-                await enqueue(tx, found, now)
-            return moved == 1
+            refunded = state == delivery.REJECTED and bool(await tx.fetchval(q.MESSAGE_REFUNDED, (found["id"],)))
+            move = delivery.report_move(found["delivery"], found["status_code"], state, refunded=refunded)
+            if move is None:
+                return False
+            stamp = "sent_at" if move.delivery == delivery.SENT else "final_at"
+            head = (move.delivery, now, move.status_code, now)
+            guard = (found["id"], found["delivery"], found["status_code"])
+            if move.status_code == found["status_code"]:
+                moved = await tx.execute(q.REPORT_MOVE.format(stamp=stamp), (*head, *guard))
+            else:
+                uid = storable(upstream_id)[:128] if upstream_id else None
+                moved = await tx.execute(q.REPORT_SETTLE.format(stamp=stamp), (*head, raw, uid, *guard))
+            if moved != 1:  # cannot happen under the row lock; never refund on a stale read
+                return False
+            if move.refund:
+                await self._refund(tx, found["id"], now)
+            await enqueue(tx, found["id"], now)
+            return True
+
+    async def _report_target(
+        self, tx: Executor, connection: str, message_id: int | None, upstream_id: str | None
+    ) -> dict[str, Any] | None:
+        """The reported message (locked on PostgreSQL until the report is applied), or None."""
+        lock = " FOR UPDATE" if self.x.dialect == "postgresql" else ""  # SQLite: one writer anyway
+        if message_id is not None:
+            return await tx.fetchone(q.FIND_BY_ID + lock, (message_id, connection))
+        if upstream_id:
+            return await tx.fetchone(q.FIND_BY_UPSTREAM + lock, (connection, storable(upstream_id)[:128]))
+        return None
 
     # ------------------------------------------------------------ customer callbacks
 
