@@ -17,35 +17,22 @@ from dataclasses import dataclass, field
 
 from pombo.domain import delivery
 
-# stat: words (SPEC §12). TODO(fold): another helper adds the same table as a shared pure
-# function in domain/delivery.py; this one folds into it when both land.
-STAT_STATES = {
-    "ENROUTE": delivery.SENT, "ACCEPTD": delivery.SENT, "DELIVRD": delivery.DELIVERED,
-    "UNDELIV": delivery.UNDELIVERED, "DELETED": delivery.UNDELIVERED,
-    "EXPIRED": delivery.EXPIRED, "REJECTD": delivery.REJECTED, "UNKNOWN": delivery.UNKNOWN,
-}
+# stat: words are read by domain/delivery.state_from_receipt (shared with Kannel's %A);
 # the message_state TLV (SMPP 3.4 §5.3.2.35), for receipts whose text has no stat:
 MESSAGE_STATES = {
     1: delivery.SENT, 2: delivery.DELIVERED, 3: delivery.EXPIRED, 4: delivery.UNDELIVERED,
     5: delivery.UNDELIVERED, 6: delivery.SENT, 7: delivery.UNKNOWN, 8: delivery.REJECTED,
 }
 _ID = re.compile(r"(?:^|\s)id:\s*([0-9A-Za-z_-]+)", re.IGNORECASE)
-_STAT = re.compile(r"(?:^|\s)stat:\s*([A-Za-z]+)", re.IGNORECASE)
 FAILED = frozenset({delivery.UNDELIVERED, delivery.EXPIRED, delivery.REJECTED})
-
-
-def stat_state(word: str) -> str | None:
-    """A receipt's stat: word as a delivery state (any case); None for a word §12 lacks."""
-    return STAT_STATES.get(word.strip().upper())
 
 
 def read_receipt(text: str, receipted_id: str | None, message_state: int | None) -> tuple[str | None, str | None]:
     """(upstream id, state) of a receipt: the receipted_message_id TLV wins over the text's
     `id:`; the text's `stat:` wins over the message_state TLV."""
     found_id = _ID.search(text)
-    found_stat = _STAT.search(text)
     rid = receipted_id or (found_id.group(1) if found_id else None)
-    state = stat_state(found_stat.group(1)) if found_stat else None
+    state = delivery.state_from_receipt(text)
     if state is None and message_state is not None:
         state = MESSAGE_STATES.get(message_state)
     return rid, state
