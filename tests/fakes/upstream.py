@@ -12,7 +12,9 @@ import itertools
 import json as jsonlib
 import socket
 import threading
+import time
 import uuid
+from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
@@ -50,6 +52,7 @@ class Received:
     form: dict[str, str]
     json: Any  # parsed JSON body or None
     body: bytes
+    outcome: str = ""  # how the fake answered: a mode of behave(), or "limited" (429 over the cap)
 
 
 @dataclass(frozen=True)
@@ -58,6 +61,7 @@ class _Behaviour:
     status: int | None = None
     body: str | bytes | None = None
     delay: float = 0.0
+    headers: tuple[tuple[str, str], ...] = ()
 
 
 class FakeUpstream:
@@ -77,6 +81,8 @@ class FakeUpstream:
         self._wavy_status: dict[str, dict[str, Any]] = {}  # correlationId -> status fields
         self._tww_status: dict[str, str] = {}  # SeuNum -> TWW status code
         self._tww_unread: list[tuple[str, str]] = []
+        self._cap: tuple[int, str] | None = None  # (sends per second, Retry-After of the 429)
+        self._taken: deque[float] = deque()  # when each send within the last second was taken
 
     def set_wavy_status(self, correlation_id: str, **fields: Any) -> None:
         """What Wavy's status search answers for a correlationId (e.g. deliveredStatusCode=4)."""
@@ -113,6 +119,7 @@ class FakeUpstream:
         status: int | None = None,
         body: str | bytes | None = None,
         delay: float = 0.0,
+        headers: dict[str, str] | None = None,
     ) -> None:
         """Set how the fake answers `kind` from now on.
 
@@ -120,20 +127,34 @@ class FakeUpstream:
         tww <string>NOK</string>, kannel 403 "Authorization failed for sendsms", http 200
         {"status": "error"}), "custom" (status, default 200, and body as given; a 3xx also
         gets a Location back to this server), "reset" (close the connection without an
-        answer), "hang" (never answer). `delay` seconds pass before any of them.
+        answer), "hang" (never answer). `delay` seconds pass before any of them. `headers` go
+        with a custom answer (e.g. {"Retry-After": "7"} on a 503).
         """
         if kind not in KINDS + QUERY_KINDS:
             raise ValueError(f"unknown kind {kind!r}")
         if mode not in MODES:
             raise ValueError(f"unknown mode {mode!r}")
         with self._lock:
-            self._behaviours[kind] = _Behaviour(mode, status, body, delay)
+            self._behaviours[kind] = _Behaviour(mode, status, body, delay, tuple((headers or {}).items()))
+
+    def limit_rate(self, per_second: int | None, *, retry_after: str = "1") -> None:
+        """Take at most `per_second` sends (any kind) in any sliding second; answer the rest
+        429 with this Retry-After, as a provider's rate cap does. None lifts the cap."""
+        with self._lock:
+            self._cap = None if per_second is None else (per_second, retry_after)
+            self._taken.clear()
+
+    def accepted(self, kind: str) -> list[Received]:
+        """The requests of `kind` answered with the kind's success (what reached the handset)."""
+        return [r for r in self.received(kind) if r.outcome == "ok"]
 
     def reset(self) -> None:
-        """Forget the requests received and every behaviour set."""
+        """Forget the requests received, every behaviour set and the rate cap."""
         with self._lock:
             self._requests.clear()
             self._behaviours.clear()
+            self._cap = None
+            self._taken.clear()
 
     # -- lifecycle in the current loop -------------------------------------------------------
 
@@ -149,7 +170,15 @@ class FakeUpstream:
         sock.bind(("127.0.0.1", self._port))
         site = web.SockSite(self._runner, sock, backlog=1024)
         await site.start()
-        self.url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+        self._port = sock.getsockname()[1]  # a restart (refuse_for) listens on the same port
+        self.url = f"http://127.0.0.1:{self._port}"
+
+    async def refuse_for(self, seconds: float) -> None:
+        """Go away: close the port and every open connection (a connect is refused), and listen
+        again on the same port after `seconds`, in the running loop."""
+        await self.stop()
+        loop = asyncio.get_running_loop()
+        loop.call_later(seconds, lambda: loop.create_task(self.start()))
 
     async def stop(self) -> None:
         """Stop listening and release any hanging handler."""
@@ -200,7 +229,7 @@ class FakeUpstream:
     # -- the server side ---------------------------------------------------------------------
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
-        kind = _kind_of(request)
+        kind = kind_of(request.method, request.path)
         body = await request.read()
         received = Received(
             kind=kind,
@@ -215,6 +244,12 @@ class FakeUpstream:
         with self._lock:
             self._requests.append(received)
             behaviour = self._behaviours.get(kind, _Behaviour())
+            limited = kind in KINDS and self._over_the_cap()
+            received.outcome = "limited" if limited else behaviour.mode
+        if limited:
+            assert self._cap is not None
+            headers = {"Retry-After": self._cap[1]}
+            return web.json_response({"error": "rate limit exceeded"}, status=429, headers=headers)
         if behaviour.delay:
             await asyncio.sleep(behaviour.delay)
         if behaviour.mode == "hang":
@@ -228,15 +263,30 @@ class FakeUpstream:
             raw = behaviour.body if behaviour.body is not None else b""
             data = raw.encode() if isinstance(raw, str) else raw
             # a redirect points back here, so a client that follows it shows up twice
-            headers = {"Location": "/redirected"} if 300 <= status < 400 else None
+            headers = dict(behaviour.headers)
+            if 300 <= status < 400:
+                headers["Location"] = "/redirected"
             return web.Response(
                 status=status, body=data, content_type="text/plain", headers=headers
             )
         if behaviour.mode == "error":
             return _error_answer(kind)
-        return self._ok_answer(kind, received)
+        return self.ok_answer(kind, received)
 
-    def _ok_answer(self, kind: str, received: Received) -> web.Response:
+    def _over_the_cap(self) -> bool:
+        """Under the lock: whether one more send now exceeds the rate cap (else it is taken)."""
+        if self._cap is None:
+            return False
+        now = time.monotonic()
+        while self._taken and now - self._taken[0] >= 1.0:
+            self._taken.popleft()
+        if len(self._taken) >= self._cap[0]:
+            return True
+        self._taken.append(now)
+        return False
+
+    def ok_answer(self, kind: str, received: Received) -> web.Response:
+        """The kind's success answer to `received` (a query kind answers its status)."""
         if kind in QUERY_KINDS:
             return _status_answer_for(self, kind, received)
         if kind == "wavy":
@@ -271,18 +321,19 @@ def _status_answer_for(fake: FakeUpstream, kind: str, received: Received) -> web
     return web.Response(text=_tww_rows(rows), content_type="text/xml")
 
 
-def _kind_of(request: web.Request) -> str:
-    if request.method == "POST" and request.path == "/v1/send-sms":
+def kind_of(method: str, path: str) -> str:
+    """Which kind a request is, by its method and path."""
+    if method == "POST" and path == "/v1/send-sms":
         return "wavy"
-    if request.path == "/v1/sms/status/search":
+    if path == "/v1/sms/status/search":
         return "wavy-status"
-    if request.path.endswith("/StatusSMS"):
+    if path.endswith("/StatusSMS"):
         return "tww-status"
-    if request.path.endswith("/StatusSMSNaoLido"):
+    if path.endswith("/StatusSMSNaoLido"):
         return "tww-unread"
-    if request.path.endswith("/EnviaSMS"):
+    if path.endswith("/EnviaSMS"):
         return "tww"
-    if request.method == "GET" and request.path == "/cgi-bin/sendsms":
+    if method == "GET" and path == "/cgi-bin/sendsms":
         return "kannel"
     return "http"
 

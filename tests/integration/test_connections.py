@@ -17,7 +17,7 @@ from pombo.adapters.connections.smpp import SmppConnection
 from pombo.adapters.connections.tww import TwwConnection
 from pombo.adapters.connections.wavy import WavyConnection
 from pombo.domain.model import ConnectionConfig, OutboundSms
-from pombo.ports import Connection, UpstreamRejected, UpstreamTimeout
+from pombo.ports import Connection, NotSent, OutcomeUnknown, UpstreamRejected, UpstreamTimeout
 from tests.fakes.upstream import FakeUpstream, pick_free_port, tww_body
 
 PUBLIC_URL = "https://pombo.example.com/gw/"
@@ -299,7 +299,7 @@ async def test_kannel_get_is_not_resent_on_a_dropped_keepalive_socket(
     conn = make("kannel")
     await conn.send(sms(id=1))  # leaves a keep-alive socket in the pool
     upstream.behave("kannel", mode="reset")
-    with pytest.raises(UpstreamRejected, match="connect error"):
+    with pytest.raises(OutcomeUnknown, match=r"^no valid answer"):  # it went out: never again
         await conn.send(sms(id=2))
     assert [r.query["dlr-url"][-22:] for r in upstream.received("kannel")] == [
         "id=1&type=%d&answer=%A",
@@ -403,9 +403,7 @@ HTTP_KINDS = ["wavy", "tww", "kannel", "http"]
     ("status", "body"),
     [
         (500, "Internal Server Error"),
-        (503, ""),
-        (429, "Too Many Requests"),
-        (401, "unauthorised"),
+        (401, "unauthorised"),  # 429 and 503 are "not now": test_upstream_outcomes.py
         (302, ""),  # never followed
         (200, b"\xff\xfe\x00garbage\x80"),
     ],
@@ -432,11 +430,11 @@ async def test_error_mode_is_rejected(upstream: FakeUpstream, make: Make, kind: 
 
 
 @pytest.mark.parametrize("kind", HTTP_KINDS)
-async def test_reset_before_answer_is_rejected_once(
+async def test_reset_after_the_request_is_unknown_and_sent_once(
     upstream: FakeUpstream, make: Make, kind: str
 ) -> None:
     upstream.behave(kind, mode="reset")
-    with pytest.raises(UpstreamRejected, match=r"^connect error"):
+    with pytest.raises(OutcomeUnknown, match=r"^no valid answer"):
         await make(kind).send(sms())
     assert len(upstream.requests) == 1
 
@@ -462,15 +460,16 @@ async def test_a_slow_answer_within_the_timeout_is_ok(upstream: FakeUpstream, ma
 
 
 @pytest.mark.parametrize("kind", HTTP_KINDS)
-async def test_refused_connection_is_rejected(make: Make, kind: str) -> None:
+async def test_refused_connection_is_not_sent(make: Make, kind: str) -> None:
     conn = make(kind, url=f"http://127.0.0.1:{pick_free_port()}")
-    with pytest.raises(UpstreamRejected, match=r"^connect error") as err:
+    with pytest.raises(NotSent, match=r"^not sent") as err:
         await conn.send(sms())
+    assert err.value.retry_after is None
     for secret in ("s3", "p@ss", "p%40ss", "tok-"):
         assert secret not in err.value.raw
 
 
-async def test_invalid_http_is_rejected(make: Make) -> None:
+async def test_invalid_http_is_unknown(make: Make) -> None:
     async def garbage(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await reader.readuntil(b"\r\n\r\n")
         writer.write(b"SMTP ready, not HTTP\r\n\r\n")
@@ -480,7 +479,7 @@ async def test_invalid_http_is_rejected(make: Make) -> None:
     server = await asyncio.start_server(garbage, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
     try:
-        with pytest.raises(UpstreamRejected, match=r"^connect error: invalid HTTP") as err:
+        with pytest.raises(OutcomeUnknown, match=r"^no valid answer: invalid HTTP") as err:
             await make("kannel", url=f"http://127.0.0.1:{port}").send(sms())
         assert "p@ss" not in err.value.raw and "p%40ss" not in err.value.raw
     finally:

@@ -62,7 +62,7 @@ class Connection(Protocol):
     config: ConnectionConfig
 
     async def send(self, sms: OutboundSms) -> UpstreamAck:
-        """Submit one message; UpstreamRejected on a hard error, UpstreamTimeout on no answer."""
+        """Submit one message; a failure is NotSent, UpstreamRejected or OutcomeUnknown (SPEC §11)."""
         ...
 
     async def close(self) -> None:

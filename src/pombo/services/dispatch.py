@@ -17,7 +17,7 @@ import structlog
 from pombo.domain import codes
 from pombo.domain.model import ConnectionConfig, OutboundSms
 from pombo.errors import StoreUnavailable, new_error_id
-from pombo.ports import Clock, Connection, SendLedger, UpstreamRejected, UpstreamTimeout
+from pombo.ports import Clock, Connection, NotSent, OutcomeUnknown, SendLedger, UpstreamRejected
 
 log = structlog.get_logger("pombo.dispatch")
 
@@ -108,7 +108,7 @@ class Dispatcher:
         name = connection.config.name
         try:
             ack = await connection.send(sms)
-        except (UpstreamRejected, UpstreamTimeout) as exc:
+        except (NotSent, UpstreamRejected, OutcomeUnknown) as exc:  # until the engine (SPEC §11) tells them apart
             return await self._settle(name, sms.id, codes.PROVIDER_ERROR, raw=exc.raw)
         except Exception:
             # a bug in a connection: nothing reached the handset that we know of; refund

@@ -1,30 +1,41 @@
-"""What every HTTP connection kind shares: the session, the one request, the failure policy.
+"""What every HTTP connection kind shares: the session, the one request, the outcome kinds.
 
-Failure policy (SPEC §8, STYLE habit 7), the same for every kind:
-- nothing accepted (refused, DNS, TLS, reset before an answer, invalid HTTP, connect timeout)
-  -> UpstreamRejected("connect error: ...");
-- no complete answer within config.final_timeout -> UpstreamTimeout (the outcome is unknown);
+Every attempt ends in one of SPEC §11's kinds, decided here for what HTTP itself says and by
+the kind for what the body says:
+- nothing written (refused, DNS, TLS, connect timeout, reset or closed before the first byte),
+  or HTTP 429 / 503 -> NotSent (with Retry-After in seconds, when the provider named it);
+- written, then no complete valid answer (reset or closed mid-answer, invalid HTTP) ->
+  OutcomeUnknown; none within config.final_timeout -> UpstreamTimeout (also unknown);
 - an answer the kind does not accept -> UpstreamRejected(raw answer), decided by the kind.
-A send is never retried here, not even on a stale keep-alive connection: an ambiguous send must
-not reach the handset twice.
+Nothing here sends a request twice: the only retry (in httpclient) is of a request that
+provably did not go out, on a pooled socket the peer had already closed.
 """
 
 from __future__ import annotations
 
-import asyncio
+import time
 from collections.abc import Mapping
+from datetime import UTC
+from email.utils import parsedate_to_datetime
 from urllib.parse import quote, urlsplit
 
 from yarl import URL
 
-from pombo.adapters.connections.httpclient import ConnectError, HttpPool, ProtocolError
+from pombo.adapters.connections.httpclient import (
+    AnswerTimeout,
+    HttpPool,
+    NothingSent,
+    ProtocolError,
+)
 from pombo.domain.model import ConnectionConfig
-from pombo.ports import UpstreamRejected, UpstreamTimeout
+from pombo.ports import NotSent, OutcomeUnknown, UpstreamTimeout
 
 MAX_BODY = 1 << 20  # bytes of an answer we read at most
 MAX_RAW = 4000  # characters of an answer we keep in `raw`
 CONNECTION_LIMIT = 256  # open sockets per connection (the hot path sends thousands/s)
 KEEPALIVE = 30.0  # seconds an idle socket stays open
+MAX_RETRY_AFTER = 3600.0  # seconds: a longer Retry-After is taken as this
+NOT_NOW = frozenset((429, 503))  # "not now": SPEC §11's not sent
 
 
 class Answer:
@@ -92,7 +103,7 @@ class HttpConnection:
         pool = self._pools.get(key)
         if pool is None:
             if scheme not in ("http", "https") or not host:
-                raise UpstreamRejected(f"connect error: not an http(s) URL: {scheme}://{host}")
+                raise NotSent(f"not sent: not an http(s) URL: {scheme}://{host}")
             pool = self._pools[key] = HttpPool(
                 key[0], key[1], key[2], limit=CONNECTION_LIMIT, keepalive=KEEPALIVE, max_body=MAX_BODY
             )
@@ -112,22 +123,29 @@ class HttpConnection:
         headers: Mapping[str, str] | None = None,
         data: bytes | None = None,
     ) -> Answer:
-        """One HTTP exchange, never retried, with the failures mapped to the port's errors."""
+        """One HTTP exchange, its failures mapped to SPEC §11's outcome kinds."""
         try:
             pool, target = self._route(url)
-            async with asyncio.timeout(self.config.final_timeout):
-                status, body = await pool.request(
-                    method, target, headers=headers, body=data, connect_timeout=self._connect_timeout
-                )
-        except ConnectError as exc:  # nothing was sent
-            raise UpstreamRejected(self._scrub(f"connect error: {exc}")) from None
-        except ProtocolError as exc:  # sent, then the answer broke: the upstream did not accept it
-            raise UpstreamRejected(self._scrub(f"connect error: {exc}")) from None
-        except TimeoutError:
+            answer = await pool.request(
+                method,
+                target,
+                headers=headers,
+                body=data,
+                connect_timeout=self._connect_timeout,
+                timeout=self.config.final_timeout,
+            )
+        except NothingSent as exc:
+            raise NotSent(self._scrub(f"not sent: {exc}")) from None
+        except AnswerTimeout:
             raise UpstreamTimeout(self._timeout_text) from None
-        except (OSError, ValueError) as exc:
-            raise UpstreamRejected(f"connect error: {type(exc).__name__}") from None
-        return Answer(status, body)
+        except ProtocolError as exc:
+            raise OutcomeUnknown(self._scrub(f"no valid answer: {exc}")) from None
+        except (OSError, ValueError) as exc:  # the request could not even be built
+            raise NotSent(f"not sent: {type(exc).__name__}") from None
+        result = Answer(answer.status, answer.body)
+        if answer.status in NOT_NOW:
+            raise NotSent(self._scrub(result.raw_with_status), retry_after=retry_after_seconds(answer.retry_after))
+        return result
 
     def _scrub(self, text: str) -> str:
         for secret in self._secrets:
@@ -139,3 +157,21 @@ def _secret_forms(*secrets: str) -> tuple[str, ...]:
     """Each secret as written and as it looks inside a URL, longest first."""
     forms = {form for s in secrets if s for form in (s, quote(s, safe=""), quote(s))}
     return tuple(sorted(forms, key=len, reverse=True))
+
+
+def retry_after_seconds(value: str | None, now: float | None = None) -> float | None:
+    """HTTP Retry-After (delta-seconds or an HTTP-date) as seconds from now, capped at
+    MAX_RETRY_AFTER; None when absent or unreadable."""
+    if value is None or not (value := value.strip()):
+        return None
+    if value.isascii() and value.isdigit():
+        seconds = float(value) if len(value) < 9 else MAX_RETRY_AFTER
+    else:
+        try:
+            when = parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when.tzinfo is None:  # "-0000": HTTP dates are GMT
+            when = when.replace(tzinfo=UTC)
+        seconds = when.timestamp() - (time.time() if now is None else now)
+    return min(max(seconds, 0.0), MAX_RETRY_AFTER)

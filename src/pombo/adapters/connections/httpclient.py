@@ -2,13 +2,18 @@
 
 Measured on the hot path: aiohttp's client spent ~27% of the gateway's CPU per send (request
 objects, timers, tracing hooks); this one does what a send needs and nothing else. It never
-retries, never follows redirects, reads at most `max_body` bytes, and tells apart "nothing was
-sent" (ConnectError) from "sent, then the answer broke" (ProtocolError).
+follows redirects, reads at most `max_body` bytes, and tells apart, for SPEC §11, "not one byte
+of the request was written" (NothingSent) from "written, then no complete answer" (ProtocolError,
+AnswerTimeout). The only retry it makes is of a request that provably did not go out: a pooled
+socket the peer had closed while idle is dropped, and a write that fails on it before its first
+byte goes once more on a fresh socket. Once a byte is written, nothing is ever sent again.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
+import select
 import ssl
 import time
 from collections.abc import Mapping
@@ -20,12 +25,50 @@ class HttpError(Exception):
     """Base of this client's failures."""
 
 
-class ConnectError(HttpError):
-    """No connection could be made: nothing was sent."""
+class NothingSent(HttpError):
+    """Not one byte of the request was written (connect failed or timed out, no free socket in
+    time, the socket was closed before the write)."""
+
+
+class ConnectError(NothingSent):
+    """No connection could be made: refused, DNS, TLS handshake, connect timeout."""
+
+
+class _NotWritten(NothingSent):
+    """The socket was gone when the request was to be written; not one byte went out."""
 
 
 class ProtocolError(HttpError):
-    """The connection broke or the answer was not valid HTTP, after the request went out."""
+    """The request went out, then the connection broke or the answer was not valid HTTP."""
+
+
+class AnswerTimeout(HttpError):
+    """The request went out and no complete answer came before the deadline."""
+
+
+class Response:
+    """Status, body (at most max_body bytes) and the Retry-After header, if any."""
+
+    __slots__ = ("body", "retry_after", "status")
+
+    def __init__(self, status: int, body: bytes, retry_after: str | None) -> None:
+        self.status, self.body, self.retry_after = status, body, retry_after
+
+
+def _gone(conn: _Exchange) -> bool:
+    """True when an idle socket is not fit for a request: closed, closing, or readable (the
+    peer's FIN or reset, or bytes nobody asked for, already waiting in the kernel)."""
+    transport = conn.transport
+    if conn.closed or transport is None or transport.is_closing():
+        return True
+    if conn.fd < 0 or not hasattr(select, "poll"):
+        return False
+    poller = select.poll()
+    try:
+        poller.register(conn.fd, select.POLLIN | select.POLLPRI)
+        return bool(poller.poll(0))
+    except (OSError, ValueError):
+        return True
 
 
 class _Exchange(asyncio.Protocol):
@@ -34,13 +77,16 @@ class _Exchange(asyncio.Protocol):
     def __init__(self, max_body: int) -> None:
         self.max_body = max_body
         self.transport: asyncio.Transport | None = None
+        self.fd = -1  # polled before reuse
+        self._write_fd = -1  # plain TCP only: the request is written here at once (not TLS)
         self.closed = False
         self.idle_since = 0.0
-        self._waiter: asyncio.Future[tuple[int, bytes]] | None = None
+        self._waiter: asyncio.Future[Response] | None = None
         self._parser: httptools.HttpResponseParser | None = None
         self._chunks: list[bytes] = []
         self._size = 0
         self._status = 0
+        self._retry_after: str | None = None
         self._headers_done = False
         self._framed = False  # Content-Length or chunked: the body does not end at close
         self.reusable = False
@@ -48,6 +94,10 @@ class _Exchange(asyncio.Protocol):
     # -- asyncio.Protocol
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
+        sock = transport.get_extra_info("socket")
+        self.fd = sock.fileno() if sock is not None else -1
+        if transport.get_extra_info("sslcontext") is None:
+            self._write_fd = self.fd
 
     def data_received(self, data: bytes) -> None:
         if self._parser is None:  # bytes while idle: the server is confused, drop the socket
@@ -64,13 +114,16 @@ class _Exchange(asyncio.Protocol):
             if self._headers_done and not self._framed:  # body delimited by the close
                 self._finish(reusable=False)
             else:
-                self._fail(ProtocolError("connection closed before the answer was complete"))
+                why = f": {exc}" if exc else ""
+                self._fail(ProtocolError(f"connection closed before the answer was complete{why}"))
 
     # -- httptools callbacks
     def on_header(self, name: bytes, value: bytes) -> None:
         lname = name.lower()
         if lname == b"content-length" or (lname == b"transfer-encoding" and b"chunked" in value.lower()):
             self._framed = True
+        elif lname == b"retry-after":
+            self._retry_after = value.decode("latin-1")
 
     def on_headers_complete(self) -> None:
         assert self._parser is not None
@@ -91,22 +144,40 @@ class _Exchange(asyncio.Protocol):
         self._finish(reusable=self._parser.should_keep_alive())
 
     # -- the exchange
-    async def exchange(self, request: bytes) -> tuple[int, bytes]:
-        """Write the request, wait for the whole answer."""
-        assert self.transport is not None
-        loop = asyncio.get_running_loop()
-        self._waiter = loop.create_future()
+    def exchange(self, request: bytes) -> asyncio.Future[Response]:
+        """Write the request now (raising _NotWritten when not one byte could be written) and
+        return the future of the whole answer."""
+        self._write(request)
+        self._waiter = asyncio.get_running_loop().create_future()
         self._parser = httptools.HttpResponseParser(self)
-        self._chunks, self._size, self._status = [], 0, 0
+        self._chunks, self._size, self._status, self._retry_after = [], 0, 0, None
         self._headers_done = self._framed = self.reusable = False
-        self.transport.write(request)
-        return await self._waiter
+        return self._waiter
+
+    def _write(self, request: bytes) -> None:
+        transport = self.transport
+        if self.closed or transport is None or transport.is_closing():
+            raise _NotWritten("the socket was closed before the request was written")
+        if self._write_fd < 0 or transport.get_write_buffer_size():
+            transport.write(request)
+            return
+        # Written here, synchronously, so we know whether any byte left: the transport would
+        # report a failed write only later (uvloop writes at the end of the loop iteration).
+        try:
+            written = os.write(self._write_fd, request)
+        except (BlockingIOError, InterruptedError):
+            written = 0
+        except OSError as exc:  # EPIPE, ECONNRESET: the peer had closed it
+            self.abort()
+            raise _NotWritten(f"the socket was closed before the request was written: {exc}") from None
+        if written < len(request):
+            transport.write(memoryview(request)[written:])
 
     def _finish(self, *, reusable: bool) -> None:
         waiter, self._waiter, self._parser = self._waiter, None, None
         self.reusable = reusable and not self.closed
         if waiter is not None and not waiter.done():
-            waiter.set_result((self._status, b"".join(self._chunks)))
+            waiter.set_result(Response(self._status, b"".join(self._chunks), self._retry_after))
 
     def _fail(self, exc: Exception) -> None:
         waiter, self._waiter, self._parser = self._waiter, None, None
@@ -143,6 +214,7 @@ class HttpPool:
         self._slots = asyncio.Semaphore(limit)
         self._keepalive = keepalive
         self._max_body = max_body
+        self.opened = 0  # sockets opened so far (tests read it)
 
     async def request(
         self,
@@ -152,34 +224,62 @@ class HttpPool:
         headers: Mapping[str, str] | None,
         body: bytes | None,
         connect_timeout: float,
-    ) -> tuple[int, bytes]:
-        """One exchange on a pooled (or new) connection. The caller bounds the total time."""
+        timeout: float,
+    ) -> Response:
+        """One exchange on a pooled (or new) connection, the whole of it within `timeout`."""
+        request = self._encode(method, target, headers, body)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        try:
+            async with asyncio.timeout_at(deadline):
+                await self._slots.acquire()
+        except TimeoutError:
+            raise NothingSent(f"no free socket within {timeout:g}s") from None
+        try:
+            conn = self._take()
+            if conn is not None:
+                try:
+                    return await self._exchange(conn, request, deadline)
+                except _NotWritten:  # the peer had closed it: provably not sent, go once more
+                    pass
+            conn = await self._connect(min(connect_timeout, deadline - loop.time()))
+            return await self._exchange(conn, request, deadline)
+        finally:
+            self._slots.release()
+
+    def _encode(self, method: str, target: str, headers: Mapping[str, str] | None, body: bytes | None) -> bytes:
         head = [f"{method} {target} HTTP/1.1\r\nHost: {self._host_header}\r\n"]
         if headers:
             head.extend(f"{k}: {v}\r\n" for k, v in headers.items())
         if body is not None or method in ("POST", "PUT", "PATCH"):
             head.append(f"Content-Length: {len(body or b'')}\r\n")
         head.append("\r\n")
-        request = "".join(head).encode("latin-1") + (body or b"")
-        async with self._slots:
-            conn = self._take() or await self._connect(connect_timeout)
-            try:
-                answer = await conn.exchange(request)
-            except BaseException:
-                conn.abort()
-                raise
-            if conn.reusable:
-                conn.idle_since = time.monotonic()
-                self._idle.append(conn)
-            else:
-                conn.abort()
-            return answer
+        return "".join(head).encode("latin-1") + (body or b"")
+
+    async def _exchange(self, conn: _Exchange, request: bytes, deadline: float) -> Response:
+        try:
+            waiter = conn.exchange(request)  # raises _NotWritten before any byte went out
+            async with asyncio.timeout_at(deadline):
+                answer = await waiter
+        except TimeoutError:
+            conn.abort()
+            raise AnswerTimeout("no complete answer in time") from None
+        except BaseException:
+            conn.abort()
+            raise
+        if conn.reusable:
+            conn.idle_since = time.monotonic()
+            self._idle.append(conn)
+        else:
+            conn.abort()
+        return answer
 
     def _take(self) -> _Exchange | None:
+        """The most recently used idle socket that is still fit for a request."""
         now = time.monotonic()
         while self._idle:
             conn = self._idle.pop()
-            if not conn.closed and now - conn.idle_since < self._keepalive:
+            if now - conn.idle_since < self._keepalive and not _gone(conn):
                 return conn
             conn.abort()
         return None
@@ -187,7 +287,7 @@ class HttpPool:
     async def _connect(self, timeout: float) -> _Exchange:
         loop = asyncio.get_running_loop()
         try:
-            async with asyncio.timeout(timeout):
+            async with asyncio.timeout(max(timeout, 0)):
                 _, conn = await loop.create_connection(
                     lambda: _Exchange(self._max_body),
                     self.host,
@@ -199,6 +299,7 @@ class HttpPool:
             raise ConnectError("connect timeout") from None
         except (OSError, ssl.SSLError) as exc:
             raise ConnectError(str(exc) or type(exc).__name__) from None
+        self.opened += 1
         return conn
 
     def close(self) -> None:
