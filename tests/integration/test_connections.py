@@ -99,8 +99,8 @@ def test_build_connection_dispatches_on_kind() -> None:
 
 
 def test_unknown_kind_is_a_value_error() -> None:
-    with pytest.raises(ValueError, match="smpp"):
-        build_connection(ConnectionConfig(name="c", kind="smpp"), public_url="")
+    with pytest.raises(ValueError, match="smtp"):
+        build_connection(ConnectionConfig(name="c", kind="smtp"), public_url="")
 
 
 @pytest.mark.parametrize(
