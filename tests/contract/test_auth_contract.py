@@ -9,7 +9,7 @@ from pombo.ports import AuthPolicy, Store
 from tests.contract.conftest import T0, operate
 
 POLICY = AuthPolicy(ip_limit=3, ip_window=60, user_limit=2, user_window=60, block_limit=6, block_window=3600,
-                    sid_limit=4, sid_window=60)
+                    sid_limit=4, sid_window=60, pass_limit=4, pass_window=1800)
 A, B = "203.0.113.1", "203.0.113.2"
 
 
@@ -61,14 +61,15 @@ async def test_windows_include_their_start(store: Store, age: float, counted: bo
 
 
 async def test_permanent_block_past_the_hourly_threshold(store: Store) -> None:
-    for i in range(5):  # spread out: never 3 inside one minute
-        await fail(store, A, now=T0 + 100 * i)
+    for i in range(5):  # spread out: never 3 inside one minute, never 4 wrong passwords in 30 min
+        await fail(store, A, code=codes.FAIL_AUTHENTICATION if i % 2 else codes.INVALID_USER_PASS,
+                   now=T0 + 100 * i)
     assert await block(store, A, now=T0 + 1000) is None
     await fail(store, A, now=T0 + 600)  # the 6th within an hour
     assert await block(store, A, now=T0 + 10**6) == codes.IP_BLOCKED  # for good
     [row] = [r for r in await operate(store, "ip_report", since=T0 + 300) if r["ip"] == A]
     assert (row["blocked"], row["blocked_at"], row["recent_failures"]) == (True, T0 + 600, 3)
-    assert row["reason"] == "6 failures in 3600s, 0 unknown tokens"
+    assert row["reason"] == "6 failures in 3600s, 0 unknown tokens, 4 wrong passwords"
 
 
 async def test_sid_threshold_and_unblock(store: Store) -> None:
@@ -94,3 +95,24 @@ async def test_suspects_and_the_report(store: Store) -> None:
     assert [(r["ip"], r["blocked"], r["recent_failures"]) for r in report] == [
         ("192.0.2.7", True, 0), (A, False, 1), (B, False, 1)]
     assert isinstance(store.auth_version(), int)
+
+
+async def test_wrong_passwords_block_for_good_past_their_own_threshold(store: Store) -> None:
+    """SPEC §2: 50 code-140 answers in 60 min (here 4 in 30 min), whatever else the IP did."""
+    for i in range(3):  # 3 wrong passwords, 500 s apart: never 3 failures inside one minute
+        await fail(store, A, username="ana", now=T0 + 500 * i)
+    await fail(store, A, code=codes.FAIL_AUTHENTICATION, now=T0 + 1600)  # not a wrong password
+    await fail(store, B, username="ana", now=T0 + 1700)  # another IP's
+    assert await block(store, A, now=T0 + 1800) is None
+    await fail(store, A, username="bia", now=T0 + 1799)  # the 4th within 30 min (the first at T0)
+    assert await block(store, A, now=T0 + 10**6) == codes.IP_BLOCKED
+    assert await block(store, B, now=T0 + 1800) is None
+    [row] = [r for r in await operate(store, "ip_report", since=0) if r["ip"] == A]
+    assert row["reason"] == "5 failures in 3600s, 0 unknown tokens, 4 wrong passwords"
+
+
+async def test_wrong_passwords_outside_their_window_do_not_block(store: Store) -> None:
+    await fail(store, A, username="ana", now=T0)
+    for i in range(3):
+        await fail(store, A, username="ana", now=T0 + 1801 + 200 * i)  # the first is out of the window
+    assert await block(store, A, now=T0 + 10**6) is None

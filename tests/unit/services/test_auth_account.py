@@ -122,8 +122,6 @@ async def test_100_failures_in_an_hour_block_the_ip_for_good(worlds: WorldMaker)
     assert await auth(world) == codes.IP_BLOCKED
 
 
-@pytest.mark.xfail(strict=True, reason="SPEC §2: 50 code-140 answers in 60 min put the IP on the permanent "
-                   "block list; neither the memory nor the SQL store counts 140s apart (only 100 of any code)")
 async def test_50_wrong_passwords_in_an_hour_block_the_ip_for_good(worlds: WorldMaker) -> None:
     doc = base_document()
     world = await worlds(doc, policy=AuthPolicy(user_limit=1000))

@@ -41,8 +41,9 @@ class AuthCounting:
                                 "code": code, "created_at": float(now)})
         hour = self._failures(ip=ip, since=now - policy.block_window)
         sids = self._failures(ip=ip, code=codes.SID_NOT_FOUND, since=now - policy.sid_window)
-        if (hour >= policy.block_limit or sids >= policy.sid_limit) and ip not in t.ip_blocks:
-            reason = f"{hour} failures in {policy.block_window:.0f}s, {sids} unknown tokens"
+        wrong = self._failures(ip=ip, code=codes.INVALID_USER_PASS, since=now - policy.pass_window)
+        reason = policy.permanent_block(hour=hour, sids=sids, wrong=wrong)
+        if reason is not None and ip not in t.ip_blocks:
             t.ip_blocks[ip] = {"ip": ip, "reason": reason, "created_at": float(now)}
 
     async def auth_suspects(self, *, since: float) -> set[str]:

@@ -54,7 +54,7 @@ INSERT_REPORT = (
 IP_BLOCKED = "SELECT 1 FROM ip_blocks WHERE ip=?"
 IP_FAILURES = "SELECT COUNT(*) FROM auth_failures WHERE ip=? AND created_at>=?"
 USER_FAILURES = "SELECT COUNT(*) FROM auth_failures WHERE username=? AND code=? AND created_at>=?"
-SID_FAILURES = "SELECT COUNT(*) FROM auth_failures WHERE ip=? AND code=? AND created_at>=?"
+IP_CODE_FAILURES = "SELECT COUNT(*) FROM auth_failures WHERE ip=? AND code=? AND created_at>=?"
 INSERT_FAILURE = "INSERT INTO auth_failures (ip, username, code, created_at) VALUES (?,?,?,?)"
 BLOCK_IP = "INSERT INTO ip_blocks (ip, reason, created_at) VALUES (?,?,?) ON CONFLICT (ip) DO NOTHING"
 SUSPECTS = (

@@ -249,9 +249,10 @@ class SqlStore(OperatorSide):
         async with self.x.transaction() as tx:
             await tx.execute(q.INSERT_FAILURE, (ip, username, code, now))
             hour = await tx.fetchval(q.IP_FAILURES, (ip, now - policy.block_window))
-            sids = await tx.fetchval(q.SID_FAILURES, (ip, codes.SID_NOT_FOUND, now - policy.sid_window))
-            if hour >= policy.block_limit or sids >= policy.sid_limit:
-                reason = f"{hour} failures in {policy.block_window:.0f}s, {sids} unknown tokens"
+            sids = await tx.fetchval(q.IP_CODE_FAILURES, (ip, codes.SID_NOT_FOUND, now - policy.sid_window))
+            wrong = await tx.fetchval(q.IP_CODE_FAILURES, (ip, codes.INVALID_USER_PASS, now - policy.pass_window))
+            reason = policy.permanent_block(hour=hour, sids=sids, wrong=wrong)
+            if reason is not None:
                 await tx.execute(q.BLOCK_IP, (ip, reason, now))
 
     async def auth_suspects(self, *, since: float) -> set[str]:
