@@ -7,7 +7,7 @@ invalidates this process's catalog, so its next request sees the change at once.
 
 from __future__ import annotations
 
-import functools
+import asyncio
 import secrets
 from typing import Any
 
@@ -20,6 +20,7 @@ from pombo.ports import (
     ProvisionReport,
     Row,
 )
+from pombo.services.auth import verify_password
 from pombo.services.operator_reads import OperatorViews
 from pombo.services.provisioning import parse_document
 
@@ -46,12 +47,6 @@ def check_username(username: str) -> str:
 def lock_name(username: str) -> str:
     """The name under which a console username's failures are counted."""
     return (LOCK_PREFIX + username)[:64]
-
-
-@functools.cache
-def _dummy_hash() -> str:
-    """Verified against when the username is unknown, so both answers take as long."""
-    return credentials.hash_password("pombo-console-no-such-operator")
 
 
 class Operator(OperatorViews):
@@ -128,13 +123,13 @@ class Operator(OperatorViews):
         name = check_username(username)
         if len(password) < MIN_PASSWORD:
             raise OperatorError(f"password: at least {MIN_PASSWORD} characters")
-        hashed = credentials.hash_password(password)
+        hashed = await asyncio.to_thread(credentials.hash_password, password)
         return await self._store.save_operator(username=name, password_hash=hashed, now=self._clock.now())
 
     async def verify_operator(self, *, username: str, password: str) -> OperatorAccount | None:
         """The operator when the password is right (as much work whether the name exists or not)."""
         account = await self._store.find_operator(username=username)
-        ok = credentials.verify_password(password, account.password_hash if account else _dummy_hash())
+        ok = await verify_password(password, account.password_hash if account else None)
         return account if account is not None and ok else None
 
     async def get_operator(self, *, operator_id: int) -> OperatorAccount | None:
