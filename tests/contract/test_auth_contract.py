@@ -25,7 +25,7 @@ async def block(store: Store, ip: str, username: str | None = None, now: float =
 
 async def test_nothing_blocked_at_first(store: Store) -> None:
     assert await block(store, A, "ana") is None
-    assert await store.auth_suspects(since=0) == set()
+    assert await store.auth_suspects(since=0) == {}
 
 
 @pytest.mark.parametrize(("failures", "expected"), [(2, None), (3, codes.IP_TRIALS_EXCEEDED)])
@@ -89,8 +89,12 @@ async def test_suspects_and_the_report(store: Store) -> None:
     await fail(store, A, username="ana", now=T0 - 100)
     await fail(store, B, username=None, now=T0)
     await fail(store, "192.0.2.7", code=codes.SID_NOT_FOUND, times=4, now=T0 - 500)
-    assert await store.auth_suspects(since=T0 - 10) == {B, "192.0.2.7"}  # recent, and blocked
-    assert await store.auth_suspects(since=T0 - 1000) == {A, "ana", B, "192.0.2.7"}
+    inf = float("inf")
+    assert await store.auth_suspects(since=T0 - 10) == {B: T0, "192.0.2.7": inf}  # recent, and blocked
+    assert await store.auth_suspects(since=T0 - 1000) == {A: T0 - 100, "ana": T0 - 100, B: T0, "192.0.2.7": inf}
+    # only the blocks added since a moment (the suspects' incremental read)
+    assert await store.auth_suspects(since=T0 - 10, blocked_since=T0 - 499) == {B: T0}
+    assert await store.auth_suspects(since=T0 - 10, blocked_since=T0 - 500) == {B: T0, "192.0.2.7": inf}
     report = await operate(store, "ip_report", since=T0 - 200)
     assert [(r["ip"], r["blocked"], r["recent_failures"]) for r in report] == [
         ("192.0.2.7", True, 0), (A, False, 1), (B, False, 1)]
@@ -116,3 +120,25 @@ async def test_wrong_passwords_outside_their_window_do_not_block(store: Store) -
     for i in range(3):
         await fail(store, A, username="ana", now=T0 + 1801 + 200 * i)  # the first is out of the window
     assert await block(store, A, now=T0 + 10**6) is None
+
+
+async def test_suspects_carry_the_latest_failure_of_each(store: Store) -> None:
+    await fail(store, A, username="ana", now=T0 - 50)
+    await fail(store, A, username="bia", now=T0 - 20)
+    await fail(store, B, username="ana", now=T0 - 30)
+    assert await store.auth_suspects(since=T0 - 60) == {A: T0 - 20, B: T0 - 30, "ana": T0 - 30, "bia": T0 - 20}
+    assert await store.auth_suspects(since=T0 - 25) == {A: T0 - 20, "bia": T0 - 20}
+
+
+async def test_prune_forgets_old_failures_and_keeps_blocks(store: Store) -> None:
+    await fail(store, "192.0.2.7", code=codes.SID_NOT_FOUND, times=4, now=T0 - 7200)  # blocked for good
+    await fail(store, A, username="ana", times=2, now=T0 - 3601)
+    await fail(store, A, username="ana", now=T0 - 3600)
+    await fail(store, B, now=T0)
+    assert await operate(store, "prune_auth_failures", before=T0 - 3600) == 6
+    assert await operate(store, "prune_auth_failures", before=T0 - 3600) == 0
+    assert await store.auth_suspects(since=0) == {A: T0 - 3600, "ana": T0 - 3600, B: T0, "192.0.2.7": float("inf")}
+    assert await block(store, "192.0.2.7", now=T0) == codes.IP_BLOCKED
+    report = await operate(store, "ip_report", since=0)
+    assert [(r["ip"], r["blocked"], r["recent_failures"]) for r in report] == [
+        ("192.0.2.7", True, 0), (A, False, 1), (B, False, 1)]

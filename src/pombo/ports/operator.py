@@ -68,6 +68,10 @@ class Admin(Protocol):
         """Lift an IP's permanent block and forget its failures; how many rows went."""
         ...
 
+    async def prune_auth_failures(self, *, before: float) -> int:
+        """Forget failed attempts created before `before` (blocks stay); how many went."""
+        ...
+
     async def ledger_sums(self) -> list[tuple[int, int, int]]:
         """(customer_id, balance, sum of its ledger rows) for every customer: equal when sound."""
         ...

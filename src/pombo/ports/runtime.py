@@ -199,8 +199,9 @@ class AuthCounters(Protocol):
         """Count a failed attempt (and block the IP for good past the permanent thresholds)."""
         ...
 
-    async def auth_suspects(self, *, since: float) -> set[str]:
-        """IPs and usernames with failures since `since`, and permanently blocked IPs."""
+    async def auth_suspects(self, *, since: float, blocked_since: float | None = None) -> dict[str, float]:
+        """IPs and usernames with failures since `since`, each with the time of its latest, and
+        IPs on the permanent block list (added since `blocked_since`; all when None) at +inf."""
         ...
 
     def auth_version(self) -> int:

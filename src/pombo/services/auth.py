@@ -26,6 +26,12 @@ _VERIFIED_CACHE_MAX = 10_000
 # its credentials always gets the exact check, so a blocked caller never sees 1xx instead of
 # its block code.
 SUSPECTS_REFRESH = 1.0
+# A refresh reads only the failures (and blocks) since the previous one, less this overlap for
+# attempts whose transaction was still open then (or a worker whose clock is a little behind).
+# Every SUSPECTS_FULL_EVERY seconds the whole window is read again, which also drops the IPs an
+# operator unblocked (until then they only cost an exact check).
+SUSPECTS_OVERLAP = 5.0
+SUSPECTS_FULL_EVERY = 60.0
 # Password checks (scrypt, ~30-100 ms each) run on threads of their own, never on the event loop;
 # at most this many at once, so a flood of bad passwords queues here instead of taking every
 # thread the process has (catalog reloads and operator writes use the default pool).
@@ -66,8 +72,9 @@ class Authenticator:
         self._policy = policy or AuthPolicy()
         # scrypt is deliberately slow: remember good (hash, password digest) pairs
         self._verified: set[tuple[str, str]] = set()
-        self._suspects: set[str] = set()
+        self._suspects: dict[str, float] = {}  # who -> latest failure seen (+inf: blocked for good)
         self._suspects_at = float("-inf")
+        self._suspects_full_at = float("-inf")
         self._suspects_seen = -1
 
     async def authenticate(
@@ -92,9 +99,9 @@ class Authenticator:
                 await self._store.record_auth_failure(
                     ip=creds.ip, username=username, code=principal.code, policy=self._policy, now=now
                 )
-                self._suspects.add(creds.ip)
+                self._suspects[creds.ip] = max(now, self._suspects.get(creds.ip, now))
                 if username is not None:
-                    self._suspects.add(username)
+                    self._suspects[username] = max(now, self._suspects.get(username, now))
                 log.info(
                     "auth_failed",
                     code=principal.code,
@@ -112,11 +119,26 @@ class Authenticator:
     async def _suspect(self, ip: str, username: str | None, now: float) -> bool:
         version = self._store.auth_version()
         if version != self._suspects_seen or now - self._suspects_at > SUSPECTS_REFRESH:
-            self._suspects_at = now
-            self._suspects_seen = version
-            window = max(self._policy.ip_window, self._policy.user_window, self._policy.sid_window)
-            self._suspects = await self._store.auth_suspects(since=now - window)
+            await self._refresh_suspects(version, now)
         return ip in self._suspects or (username is not None and username in self._suspects)
+
+    async def _refresh_suspects(self, version: int, now: float) -> None:
+        policy = self._policy
+        start = now - max(policy.ip_window, policy.user_window, policy.sid_window)
+        previous, self._suspects_at, self._suspects_seen = self._suspects_at, now, version
+        full = now - self._suspects_full_at > SUSPECTS_FULL_EVERY
+        if full:
+            self._suspects_full_at = now
+            fresh = await self._store.auth_suspects(since=start)
+        else:  # only what changed since the last look: a few rows, however long the table
+            since = max(start, previous - SUSPECTS_OVERLAP)
+            fresh = await self._store.auth_suspects(since=since, blocked_since=since)
+        # keep what is still in its window (and, between full reads, the blocks), including this
+        # worker's own failures recorded while the read was under way
+        for who, at in self._suspects.items():
+            if at >= start and (not full or at != float("inf")) and at > fresh.get(who, float("-inf")):
+                fresh[who] = at
+        self._suspects = fresh
 
     @staticmethod
     def _resolve_token(token_text: str | None, catalog: Catalog) -> Principal | Rejection:

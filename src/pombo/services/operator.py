@@ -116,6 +116,13 @@ class Operator(OperatorViews):
         """Lift an IP's block and forget its failures; how many records went."""
         return await self._store.unblock_ip(ip=ip)
 
+    async def prune_auth_failures(self, *, older_than: float | None = None) -> int:
+        """Forget failed attempts older than `older_than` seconds (at least, and by default, the
+        longest window a brute-force rule looks back over); permanent blocks stay."""
+        longest = max(LOGIN_POLICY.longest_window(), AuthPolicy().longest_window())
+        age = longest if older_than is None else max(older_than, longest)
+        return await self._store.prune_auth_failures(before=self._clock.now() - age)
+
     # ------------------------------------------------------------ console operators
 
     async def add_operator(self, *, username: str, password: str) -> bool:

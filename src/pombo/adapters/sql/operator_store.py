@@ -81,6 +81,23 @@ class OperatorSide:
         """Blocked IPs and IPs with failures since `since`, with their counts."""
         return await self._read(admin.ip_report, since=since)
 
+    # Failures go a batch per transaction: on SQLite a long delete would hold the one write lock
+    # (and so every send) for as long as it runs.
+    PRUNE_BATCH = 1000
+
+    async def prune_auth_failures(self, *, before: float) -> int:
+        """Forget failures older than `before` (no rule looks back that far); how many went."""
+        def batch() -> int:
+            with self.engine.begin() as conn:
+                return admin.prune_auth_failures(conn, before=before, limit=self.PRUNE_BATCH)
+
+        total = 0
+        while True:
+            removed = await _translated(batch)
+            total += removed
+            if removed < self.PRUNE_BATCH:
+                return total
+
     async def unblock_ip(self, *, ip: str) -> int:
         """Lift an IP's permanent block and forget its failures; how many rows went."""
         return await self._write(admin.unblock_ip, ip=ip)

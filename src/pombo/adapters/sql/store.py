@@ -255,9 +255,18 @@ class SqlStore(OperatorSide):
             if reason is not None:
                 await tx.execute(q.BLOCK_IP, (ip, reason, now))
 
-    async def auth_suspects(self, *, since: float) -> set[str]:
-        """IPs and usernames with failures since `since`, and blocked IPs."""
-        return {r["who"] for r in await self.x.fetchall(q.SUSPECTS, (since, since))}
+    async def auth_suspects(self, *, since: float, blocked_since: float | None = None) -> dict[str, float]:
+        """Who failed since `since` (latest failure time), and IPs blocked (since `blocked_since`,
+        or ever when None) at +inf."""
+        found: dict[str, float] = {}
+        for r in await self.x.fetchall(q.SUSPECT_FAILURES, (since, since)):
+            found[r["who"]] = max(float(r["at"]), found.get(r["who"], float("-inf")))
+        if blocked_since is None:
+            blocked = await self.x.fetchall(q.BLOCKED_IPS)
+        else:
+            blocked = await self.x.fetchall(q.BLOCKED_IPS_SINCE, (blocked_since,))
+        found.update((r["ip"], float("inf")) for r in blocked)
+        return found
 
     def auth_version(self) -> int:
         """Other processes' failures are not announced here: the suspects refresh finds them."""
