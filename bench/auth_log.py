@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from procs import free_port, start, stop_all, tail  # noqa: E402
+from procs import free_port, start, stop_all, tail
 
 PG_URL = os.environ.get("BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432").rstrip("/")
 PG_ADMIN_DB = os.environ.get("BENCH_PG_ADMIN_DB", "test")

@@ -108,8 +108,10 @@ async def build_services(settings: Settings, *, clock: Clock | None = None, stor
 
     operator = Operator(store=store, clock=clock)
 
-    async def issue(customer_id: int, user_id: int | None) -> str:
-        return await operator.issue_token(customer_id=customer_id, user_id=user_id)
+    async def issue(customer_id: int, user_id: int | None) -> str:  # GetUserID tsid=1
+        return await operator.mint_token(
+            customer_id=customer_id, user_id=user_id, keep=settings.minted_tokens_per_user, ttl=settings.minted_token_ttl
+        )
 
     services = Services(
         settings=settings,

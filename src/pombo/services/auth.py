@@ -88,7 +88,7 @@ class Authenticator:
         if checked and (blocked := await self._block(creds.ip, username, now)) is not None:
             return blocked
         if creds.token or not creds.basic:
-            principal = self._resolve_token(creds.token, catalog)
+            principal = self._resolve_token(creds.token, catalog, now)
         else:
             principal = await self._resolve_basic(*creds.basic, catalog)
         if isinstance(principal, Rejection):
@@ -141,11 +141,11 @@ class Authenticator:
         self._suspects = fresh
 
     @staticmethod
-    def _resolve_token(token_text: str | None, catalog: Catalog) -> Principal | Rejection:
+    def _resolve_token(token_text: str | None, catalog: Catalog, now: float) -> Principal | Rejection:
         if not token_text:
             return codes.reject(codes.FAIL_AUTHENTICATION)
         token = catalog.tokens.get(credentials.hash_token(token_text))
-        if token is None:
+        if token is None or (token.expires_at is not None and token.expires_at <= now):
             return codes.reject(codes.SID_NOT_FOUND)
         customer = catalog.customers.get(token.customer_id)
         if customer is None:

@@ -82,6 +82,14 @@ class Operator(OperatorViews):
         self._store.invalidate()
         return token
 
+    async def mint_token(self, *, customer_id: int, user_id: int | None, keep: int, ttl: float) -> str:
+        """A token for GetUserID tsid=1, returned once: it expires after `ttl` seconds, and the
+        user keeps only its `keep` newest minted tokens (the oldest is revoked)."""
+        token = await self._store.mint_token(customer_id=customer_id, user_id=user_id, keep=keep, ttl=ttl,
+                                             now=self._clock.now())
+        self._store.invalidate()
+        return token
+
     async def revoke_token(self, *, token_or_prefix: str) -> int:
         """Revoke a token given whole or by its first 10 characters; how many were revoked."""
         count = await self._store.revoke_token(token_or_prefix=token_or_prefix, now=self._clock.now())

@@ -61,6 +61,11 @@ class OperatorSide:
         """A new random token (only its hash is kept); NotFound for an unknown customer."""
         return await self._write(admin.issue_token, customer_id=customer_id, user_id=user_id, now=now)
 
+    async def mint_token(self, *, customer_id: int, user_id: int | None, keep: int, ttl: float, now: float) -> str:
+        """A token that expires after `ttl` s; the user keeps its `keep` newest minted ones."""
+        return await self._write(admin.mint_token, customer_id=customer_id, user_id=user_id, keep=keep, ttl=ttl,
+                                 now=now)
+
     async def revoke_token(self, *, token_or_prefix: str, now: float) -> int:
         """Revoke a token given whole or by its 10-character prefix; how many were revoked."""
         return await self._write(admin.revoke_token, token_or_prefix=token_or_prefix, now=now)

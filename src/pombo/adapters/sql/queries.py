@@ -6,6 +6,11 @@ MESSAGE_COLUMNS = (
     "sent_at, final_at"
 )
 CONFIG_VERSION = "SELECT value FROM meta WHERE key='config_version'"
+VERSIONS = "SELECT key, value FROM meta WHERE key IN ('config_version', 'token_version')"
+TOKENS_CHANGED = (
+    "SELECT id, customer_id, user_id, token_hash, prefix, revoked_at, expires_at, changed_seq FROM tokens "
+    "WHERE changed_seq>? ORDER BY changed_seq"
+)
 DEDUP = (
     "SELECT 1 FROM messages WHERE customer_id=? AND dest=? AND created_at>=? "
     "AND status_code IN (0, 1) LIMIT 1"

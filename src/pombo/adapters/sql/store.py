@@ -7,8 +7,10 @@ migrations), so the database's latency is paid once per batch, not five times pe
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 from sqlalchemy import Engine
@@ -24,6 +26,7 @@ from pombo.domain import codes, delivery
 from pombo.domain.catalog import Catalog
 from pombo.domain.codes import Rejection
 from pombo.domain.ids import new_event_id
+from pombo.domain.model import Token
 from pombo.ports import AcceptSpec, AuthPolicy, MessageRow
 
 CLAIM_SECONDS = 60.0  # how long a reconciliation claim keeps other processes away
@@ -39,6 +42,7 @@ class SqlStore(OperatorSide):
         self.engine = engine  # SQLAlchemy, for the operator's functions and the catalog
         self._catalog = Catalog(version="")
         self._catalog_checked = float("-inf")
+        self._loading: asyncio.Future[Catalog] | None = None
         self._accepts: Batcher[AcceptSpec, int | Rejection] = Batcher(
             self._accept_batch, max_batch=128, concurrency=self.flushes
         )
@@ -69,10 +73,41 @@ class SqlStore(OperatorSide):
         return catalog
 
     async def _refresh_catalog(self) -> Catalog:
-        version = await self._config_version()
-        if version != self._catalog.version:
-            self._catalog = await self._load_catalog()
+        versions = {r["key"]: r["value"] for r in await self.x.fetchall(q.VERSIONS)}
+        if str(versions.get("config_version") or "0") != self._catalog.version:
+            await self._reload()
+        elif (tokens := int(versions.get("token_version") or 0)) != self._catalog.token_version:
+            await self._apply_token_changes(tokens)
         return self._catalog
+
+    async def _reload(self) -> None:
+        """The whole catalog, read on a thread (never on the event loop); callers arriving while
+        it is read wait for that same read."""
+        if self._loading is None:
+            self._loading = asyncio.ensure_future(self._load_catalog())
+        loading = self._loading
+        try:
+            self._catalog = await asyncio.shield(loading)
+        finally:
+            if loading.done() and self._loading is loading:
+                self._loading = None
+
+    async def _apply_token_changes(self, version: int) -> None:
+        """Only the tokens issued or revoked since the version this snapshot has seen, up to
+        `version` at least (its change committed before it could be read, and with it its rows)."""
+        base = self._catalog
+        rows = await self.x.fetchall(q.TOKENS_CHANGED, (base.token_version,))
+        if self._catalog is not base:
+            return  # a reload replaced it meanwhile
+        tokens = dict(base.tokens)
+        for r in rows:
+            tokens.pop(r["token_hash"], None)
+            if r["revoked_at"] is None:
+                tokens[r["token_hash"]] = Token(
+                    r["id"], r["customer_id"], r["user_id"], r["token_hash"], r["prefix"], r["expires_at"]
+                )
+        seen = max([version, *(int(r["changed_seq"]) for r in rows[-1:])])
+        self._catalog = replace(base, tokens=tokens, token_version=seen)
 
     async def ping(self) -> None:
         """Raise unless the database answers now (for /healthz; never from a cache)."""
@@ -82,11 +117,8 @@ class SqlStore(OperatorSide):
         """This process changed the configuration: check the version on the next request."""
         self._catalog_checked = float("-inf")
 
-    async def _config_version(self) -> str:
-        return str(await self.x.fetchval(q.CONFIG_VERSION) or "0")
-
     async def _load_catalog(self) -> Catalog:
-        return load_catalog(self.engine)
+        return await asyncio.to_thread(load_catalog, self.engine)
 
     # ------------------------------------------------------------ the send
 
