@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from pombo.adapters.sql import migrate
-from pombo.adapters.sql import store as sql_store
+from pombo.adapters.sql import snapshot as sql_store
 from pombo.adapters.sql.factory import open_store
 from pombo.domain import credentials
 from pombo.services.provisioning import parse_document

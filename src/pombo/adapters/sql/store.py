@@ -8,32 +8,27 @@ migrations), so the database's latency is paid once per batch, not five times pe
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Sequence
-from dataclasses import replace
 from typing import Any
 
 from sqlalchemy import Engine
-from sqlalchemy.exc import SQLAlchemyError
 
-from pombo.adapters.sql import catalog as config
 from pombo.adapters.sql import queries as q
 from pombo.adapters.sql.batch import Batcher
 from pombo.adapters.sql.executor import Database, Executor
-from pombo.adapters.sql.failures import check_sqlalchemy
 from pombo.adapters.sql.operator_store import OperatorSide
+from pombo.adapters.sql.snapshot import CatalogSide
 from pombo.domain import codes, delivery
 from pombo.domain.catalog import Catalog
 from pombo.domain.codes import Rejection
 from pombo.domain.ids import new_event_id
-from pombo.domain.model import Token
 from pombo.ports import AcceptSpec, AuthPolicy, MessageRow
 
 CLAIM_SECONDS = 60.0  # how long a reconciliation claim keeps other processes away
 SettleItem = tuple[int, str | None, str, float]  # (message id, upstream id, raw, now)
 
 
-class SqlStore(OperatorSide):
+class SqlStore(CatalogSide, OperatorSide):
     """What both engines share (the operator's ports among it). Subclasses provide the batched
     send path."""
 
@@ -57,68 +52,9 @@ class SqlStore(OperatorSide):
         await self.x.close()
         self.engine.dispose()
 
-    # ------------------------------------------------------------ catalog
-
-    # Requests arriving together share one version check; a `pombo load` in another process is
-    # seen within this many seconds (changes made in this process invalidate at once).
-    catalog_check_every = 0.005
-
-    async def catalog(self) -> Catalog:
-        """The configuration snapshot, reloaded when an operator change bumped the version."""
-        now = time.monotonic()
-        if now - self._catalog_checked < self.catalog_check_every:
-            return self._catalog
-        catalog = await self._refresh_catalog()  # raises when the database does not answer
-        self._catalog_checked = now
-        return catalog
-
-    async def _refresh_catalog(self) -> Catalog:
-        versions = {r["key"]: r["value"] for r in await self.x.fetchall(q.VERSIONS)}
-        if str(versions.get("config_version") or "0") != self._catalog.version:
-            await self._reload()
-        elif (tokens := int(versions.get("token_version") or 0)) != self._catalog.token_version:
-            await self._apply_token_changes(tokens)
-        return self._catalog
-
-    async def _reload(self) -> None:
-        """The whole catalog, read on a thread (never on the event loop); callers arriving while
-        it is read wait for that same read."""
-        if self._loading is None:
-            self._loading = asyncio.ensure_future(self._load_catalog())
-        loading = self._loading
-        try:
-            self._catalog = await asyncio.shield(loading)
-        finally:
-            if loading.done() and self._loading is loading:
-                self._loading = None
-
-    async def _apply_token_changes(self, version: int) -> None:
-        """Only the tokens issued or revoked since the version this snapshot has seen, up to
-        `version` at least (its change committed before it could be read, and with it its rows)."""
-        base = self._catalog
-        rows = await self.x.fetchall(q.TOKENS_CHANGED, (base.token_version,))
-        if self._catalog is not base:
-            return  # a reload replaced it meanwhile
-        tokens = dict(base.tokens)
-        for r in rows:
-            tokens.pop(r["token_hash"], None)
-            if r["revoked_at"] is None:
-                tokens[r["token_hash"]] = Token(
-                    r["id"], r["customer_id"], r["user_id"], r["token_hash"], r["prefix"], r["expires_at"]
-                )
-        seen = max([version, *(int(r["changed_seq"]) for r in rows[-1:])])
-        self._catalog = replace(base, tokens=tokens, token_version=seen)
-
     async def ping(self) -> None:
         """Raise unless the database answers now (for /healthz; never from a cache)."""
         await self.x.fetchval("SELECT 1")
-
-    def invalidate(self) -> None:
-        """This process changed the configuration: check the version on the next request."""
-        self._catalog_checked = float("-inf")
-
-    async def _load_catalog(self) -> Catalog:
-        return await asyncio.to_thread(load_catalog, self.engine)
 
     # ------------------------------------------------------------ the send
 
@@ -307,16 +243,6 @@ class SqlStore(OperatorSide):
     async def ledger_sums(self) -> list[tuple[int, int, int]]:
         """(customer_id, balance, sum of its ledger) for every customer: they must be equal."""
         return [(r["id"], int(r["balance"]), int(r["ledger"])) for r in await self.x.fetchall(q.LEDGER_SUMS)]
-
-
-def load_catalog(engine: Engine) -> Catalog:
-    """The catalog read through SQLAlchemy; the database away is StoreUnavailable."""
-    try:
-        with engine.connect() as conn:
-            return config.load_catalog(conn)
-    except SQLAlchemyError as exc:
-        check_sqlalchemy(exc)
-        raise
 
 
 def message_values(spec: AcceptSpec) -> tuple[Any, ...]:
