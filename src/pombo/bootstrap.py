@@ -34,6 +34,7 @@ from pombo.services.status import Status
 log = structlog.get_logger("pombo")
 
 MAINTAIN_EVERY = 3600.0
+AUTH_PRUNE_EVERY = 600.0  # failed attempts past the longest window (60 min) are forgotten this often
 
 
 class SystemClock:
@@ -110,8 +111,10 @@ async def build_services(settings: Settings, *, clock: Clock | None = None, stor
 
     operator = Operator(store=store, clock=clock)
 
-    async def issue(customer_id: int, user_id: int | None) -> str:
-        return await operator.issue_token(customer_id=customer_id, user_id=user_id)
+    async def issue(customer_id: int, user_id: int | None) -> str:  # GetUserID tsid=1
+        return await operator.mint_token(
+            customer_id=customer_id, user_id=user_id, keep=settings.minted_tokens_per_user, ttl=settings.minted_token_ttl
+        )
 
     services = Services(
         settings=settings,
@@ -150,6 +153,7 @@ async def build_services(settings: Settings, *, clock: Clock | None = None, stor
         (settings.poll_every, reconciler.poll, "poll"),
         (settings.callback_every, callbacks.run_once, "callbacks"),
         (MAINTAIN_EVERY, store.maintain, "maintain"),
+        (AUTH_PRUNE_EVERY, operator.prune_auth_failures, "auth_prune"),
     )
     for seconds, job, name in jobs if settings.background_jobs else ():
         services.tasks.append(asyncio.create_task(every(seconds, job, name)))

@@ -220,6 +220,15 @@ def ip_unblock(address: str) -> None:
     click.echo(f"{address}: unblocked ({removed} record(s) removed)" if removed else f"{address}: nothing to unblock")
 
 
+@ip.command("prune")
+@click.option("--minutes", default=60, show_default=True,
+              help="Forget failed attempts older than this (never fewer than the longest window, 60).")
+def ip_prune(minutes: int) -> None:
+    """Forget old failed attempts (running servers also do this every 10 minutes); blocks stay."""
+    removed = _operate(_settings(), lambda op: op.prune_auth_failures(older_than=minutes * 60.0))
+    click.echo(f"{removed} failed attempt(s) forgotten")
+
+
 @main.group("log")
 def log_group() -> None:
     """The message log."""

@@ -34,6 +34,11 @@ class Settings(BaseSettings):
     # a crash of the database server may then lose the last moments of accepted sends, each
     # together with its charge. Durable by default.
     pg_synchronous_commit: bool = True
+    # GetUserID tsid=1: a user keeps at most this many live minted tokens (one more revokes its
+    # oldest), and each expires this many seconds after it was minted (30 days). Tokens from
+    # provisioning or `pombo token issue` are neither counted nor expired.
+    minted_tokens_per_user: int = Field(default=20, ge=1)
+    minted_token_ttl: float = Field(default=30 * 86_400.0, gt=0)
 
     @field_validator("timezone")
     @classmethod

@@ -231,3 +231,48 @@ async def test_message_ids_are_never_reused_after_a_prune(request: pytest.Fixtur
     paid_for_old = {cid: -SHOP_PRICE if cid == SHOP else -RESELLER_PRICE if cid == RESELLER else 0 for cid, _, _ in start}
     assert [(c, b) for c, b, _ in await shop.ledger_sums()] == [(c, b + paid_for_old[c]) for c, b, _ in start]
     assert new > old
+
+
+async def test_a_token_change_leaves_the_rest_of_the_snapshot_alone(shop: Store) -> None:
+    """Issuing or revoking a token updates that token in the snapshot; nothing else is read again."""
+    before = await shop.catalog()
+    token = await operate(shop, "issue_token", customer_id=OTHER, user_id=None, now=T0)
+    after = await shop.catalog()
+    assert after.version == before.version and after.token_version > before.token_version
+    assert after.customers is before.customers and after.tariffs is before.tariffs  # not reloaded
+    assert credentials.hash_token(token) in after.tokens and len(after.tokens) == len(before.tokens) + 1
+    assert await operate(shop, "revoke_token", token_or_prefix=token, now=T0) == 1
+    again = await shop.catalog()
+    assert again.version == before.version and again.customers is before.customers
+    assert credentials.hash_token(token) not in again.tokens and again.token_version > after.token_version
+    assert await operate(shop, "revoke_token", token_or_prefix="no-such-token-at-all", now=T0) == 0
+    assert (await shop.catalog()).tokens == again.tokens
+
+
+async def test_minted_tokens_are_capped_per_user_and_expire(store: Store) -> None:
+    doc = base_doc()
+    customer(doc, SHOP)["users"] = [{"username": "ana", "password": "pw-ana"}, {"username": "bia", "password": "pw-bia"}]
+    await provision(store, doc)
+    users = (await store.catalog()).users_by_name
+    ana, bia = users["ana"].id, users["bia"].id
+
+    async def mint(user_id: int, at: float) -> str:
+        token: str = await operate(store, "mint_token", customer_id=SHOP, user_id=user_id, keep=2, ttl=600, now=at)
+        return token
+
+    issued = await operate(store, "issue_token", customer_id=SHOP, user_id=ana, now=T0)  # never counted
+    minted = [await mint(ana, T0 + i) for i in range(3)]  # the third revokes ana's oldest minted one
+    other = await mint(bia, T0)
+    tokens = (await store.catalog()).tokens
+    live = {t for t in (issued, *minted, other) if credentials.hash_token(t) in tokens}
+    assert live == {issued, minted[1], minted[2], other}
+    assert tokens[credentials.hash_token(minted[2])].expires_at == T0 + 2 + 600
+    assert tokens[credentials.hash_token(issued)].expires_at is None
+    assert tokens[credentials.hash_token(other)].user_id == bia
+    with pytest.raises(NotFound):
+        await mint_for(store, customer_id=999)
+
+
+async def mint_for(store: Store, *, customer_id: int) -> str:
+    token: str = await operate(store, "mint_token", customer_id=customer_id, user_id=None, keep=2, ttl=60, now=T0)
+    return token

@@ -151,3 +151,14 @@ def test_load_rejects_bad_connection_name(pombo):
     cp = pombo.load(doc)
     assert cp.returncode != 0, _out(cp)
     assert "Bad Name!" in _out(cp), _out(cp)
+
+
+def test_ip_prune_forgets_only_what_no_rule_looks_at(pombo):
+    """`pombo ip prune`: failures past the longest window go; recent ones (and blocks) stay."""
+    ip = pombo.fresh_ip()
+    expect(pombo.api("GetBalance", "tok-no-such-token-for-prune", _kw={"ip": ip}), 102)
+    cp = pombo.cli("ip", "prune", "--minutes", "1")  # never fewer than 60 minutes
+    assert cp.returncode == 0, _out(cp)
+    assert "failed attempt(s) forgotten" in cp.stdout, _out(cp)
+    listed = pombo.cli("ip", "list")
+    assert ip in listed.stdout, _out(listed)  # a failure of a moment ago is still counted

@@ -176,7 +176,7 @@ async def test_block_state_and_suspects(services: Services) -> None:
     store = services.store
     policy = AuthPolicy()
     now = time.time()
-    assert await store.auth_suspects(since=now - 600) == set()
+    assert await store.auth_suspects(since=now - 600) == {}
     for i in range(20):
         assert await store.auth_block(ip="10.0.0.1", username=None, policy=policy, now=now + i) is None
         await store.record_auth_failure(ip="10.0.0.1", username=None, code=100, policy=policy, now=now + i)
@@ -188,7 +188,7 @@ async def test_block_state_and_suspects(services: Services) -> None:
     for i in range(15):
         await store.record_auth_failure(ip="10.0.0.4", username=None, code=102, policy=policy, now=now + i)
     assert await store.auth_block(ip="10.0.0.4", username=None, policy=policy, now=now + 10_000) == 199
-    assert {"10.0.0.1", "10.0.0.2", "loja", "10.0.0.4"} <= await store.auth_suspects(since=now - 600)
+    assert {"10.0.0.1", "10.0.0.2", "loja", "10.0.0.4"} <= set(await store.auth_suspects(since=now - 600))
 
 
 async def test_ip_list_and_unblock(services: Services) -> None:

@@ -21,7 +21,7 @@ from sqlalchemy.exc import OperationalError
 from pombo.adapters.sql.executor import PostgresDatabase, SqliteDatabase
 from pombo.adapters.sql.factory import open_store
 from pombo.adapters.sql.failures import pg_unavailable, sqlite_unavailable
-from pombo.adapters.sql.store import load_catalog
+from pombo.adapters.sql.snapshot import load_catalog
 from pombo.errors import StoreUnavailable
 from tests.conftest import PG_ADMIN_URL, scratch_pg_database
 

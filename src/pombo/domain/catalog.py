@@ -51,6 +51,7 @@ class Catalog:
     """Everything a send needs to know that is not money or the message log."""
 
     version: str = "0"
+    token_version: int = 0  # tokens change on their own (issue, revoke) without a new version
     customers: Mapping[int, Customer] = field(default_factory=dict)
     tokens: Mapping[str, Token] = field(default_factory=dict)  # by token hash
     users_by_name: Mapping[str, User] = field(default_factory=dict)

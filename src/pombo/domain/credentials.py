@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 import secrets as _secrets
@@ -40,6 +41,13 @@ def hash_password(password: str) -> str:
     )
     b64 = base64.b64encode
     return f"scrypt${_SCRYPT_N}${_SCRYPT_R}${_SCRYPT_P}${b64(salt).decode()}${b64(digest).decode()}"
+
+
+@functools.cache
+def dummy_hash() -> str:
+    """A hash no password matches in practice, verified against when a username is unknown so
+    that an unknown name costs as much as a wrong password (timing tells no names apart)."""
+    return hash_password(_secrets.token_urlsafe(32))
 
 
 def verify_password(password: str, encoded: str) -> bool:

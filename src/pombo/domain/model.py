@@ -90,6 +90,7 @@ class Token:
     user_id: int | None
     token_hash: str
     prefix: str
+    expires_at: float | None = None  # tokens minted by GetUserID tsid=1 expire; others never
 
 
 @dataclass(frozen=True, slots=True)

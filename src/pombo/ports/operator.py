@@ -44,6 +44,12 @@ class Admin(Protocol):
         """A new random token (only its hash is kept); NotFound for an unknown customer."""
         ...
 
+    async def mint_token(self, *, customer_id: int, user_id: int | None, keep: int, ttl: float, now: float) -> str:
+        """A token for GetUserID tsid=1 that expires `ttl` seconds from `now`; the user (or, with
+        no user, the customer's user-less minted tokens) keeps its `keep` newest minted tokens,
+        the older ones revoked. Tokens issued otherwise are neither counted nor revoked."""
+        ...
+
     async def revoke_token(self, *, token_or_prefix: str, now: float) -> int:
         """Revoke a token given whole or by its 10-character prefix; how many were revoked."""
         ...
@@ -66,6 +72,10 @@ class Admin(Protocol):
 
     async def unblock_ip(self, *, ip: str) -> int:
         """Lift an IP's permanent block and forget its failures; how many rows went."""
+        ...
+
+    async def prune_auth_failures(self, *, before: float) -> int:
+        """Forget failed attempts created before `before` (blocks stay); how many went."""
         ...
 
     async def ledger_sums(self) -> list[tuple[int, int, int]]:

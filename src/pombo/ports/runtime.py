@@ -54,6 +54,19 @@ class AuthPolicy:
     block_window: float = 3600.0
     sid_limit: int = 15
     sid_window: float = 600.0
+    pass_limit: int = 50  # code-140 answers (wrong user/password) from one IP: blocked for good
+    pass_window: float = 3600.0
+
+    def longest_window(self) -> float:
+        """The longest window any rule looks back over: older failures count for nothing."""
+        return max(self.ip_window, self.user_window, self.block_window, self.sid_window, self.pass_window)
+
+    def permanent_block(self, *, hour: int, sids: int, wrong: int) -> str | None:
+        """Why an IP goes on the permanent block list (failures in block_window, code-102 answers
+        in sid_window, code-140 answers in pass_window), or None while it stays off it."""
+        if hour >= self.block_limit or sids >= self.sid_limit or wrong >= self.pass_limit:
+            return f"{hour} failures in {self.block_window:.0f}s, {sids} unknown tokens, {wrong} wrong passwords"
+        return None
 
 
 class Connection(Protocol):
@@ -186,8 +199,9 @@ class AuthCounters(Protocol):
         """Count a failed attempt (and block the IP for good past the permanent thresholds)."""
         ...
 
-    async def auth_suspects(self, *, since: float) -> set[str]:
-        """IPs and usernames with failures since `since`, and permanently blocked IPs."""
+    async def auth_suspects(self, *, since: float, blocked_since: float | None = None) -> dict[str, float]:
+        """IPs and usernames with failures since `since`, each with the time of its latest, and
+        IPs on the permanent block list (added since `blocked_since`; all when None) at +inf."""
         ...
 
     def auth_version(self) -> int:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import ipaddress
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import structlog
@@ -24,6 +26,32 @@ _VERIFIED_CACHE_MAX = 10_000
 # its credentials always gets the exact check, so a blocked caller never sees 1xx instead of
 # its block code.
 SUSPECTS_REFRESH = 1.0
+# A refresh reads only the failures (and blocks) since the previous one, less this overlap for
+# attempts whose transaction was still open then (or a worker whose clock is a little behind).
+# Every SUSPECTS_FULL_EVERY seconds the whole window is read again, which also drops the IPs an
+# operator unblocked (until then they only cost an exact check).
+SUSPECTS_OVERLAP = 5.0
+SUSPECTS_FULL_EVERY = 60.0
+# Password checks (scrypt, ~30-100 ms each) run on threads of their own, never on the event loop;
+# at most this many at once, so a flood of bad passwords queues here instead of taking every
+# thread the process has (catalog reloads and operator writes use the default pool).
+KDF_THREADS = 2
+_kdf_pool: ThreadPoolExecutor | None = None
+
+
+async def verify_password(password: str, encoded: str | None) -> bool:
+    """scrypt off the event loop; `encoded` None (an unknown name) is checked against a dummy
+    hash, so it takes as long as a wrong password and answers False."""
+    global _kdf_pool
+    if _kdf_pool is None:
+        _kdf_pool = ThreadPoolExecutor(max_workers=KDF_THREADS, thread_name_prefix="pombo-kdf")
+    loop = asyncio.get_running_loop()
+    ok = await loop.run_in_executor(_kdf_pool, _verify, password, encoded)
+    return ok and encoded is not None
+
+
+def _verify(password: str, encoded: str | None) -> bool:
+    return credentials.verify_password(password, encoded if encoded is not None else credentials.dummy_hash())
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,8 +72,9 @@ class Authenticator:
         self._policy = policy or AuthPolicy()
         # scrypt is deliberately slow: remember good (hash, password digest) pairs
         self._verified: set[tuple[str, str]] = set()
-        self._suspects: set[str] = set()
+        self._suspects: dict[str, float] = {}  # who -> latest failure seen (+inf: blocked for good)
         self._suspects_at = float("-inf")
+        self._suspects_full_at = float("-inf")
         self._suspects_seen = -1
 
     async def authenticate(
@@ -58,7 +87,10 @@ class Authenticator:
         checked = await self._suspect(creds.ip, username, now)
         if checked and (blocked := await self._block(creds.ip, username, now)) is not None:
             return blocked
-        principal = self._resolve(creds, catalog)
+        if creds.token or not creds.basic:
+            principal = self._resolve_token(creds.token, catalog, now)
+        else:
+            principal = await self._resolve_basic(*creds.basic, catalog)
         if isinstance(principal, Rejection):
             if principal.code in codes.FAILED_ATTEMPT_CODES:
                 # the block comes first (§2): another worker may have set it a moment ago
@@ -67,9 +99,9 @@ class Authenticator:
                 await self._store.record_auth_failure(
                     ip=creds.ip, username=username, code=principal.code, policy=self._policy, now=now
                 )
-                self._suspects.add(creds.ip)
+                self._suspects[creds.ip] = max(now, self._suspects.get(creds.ip, now))
                 if username is not None:
-                    self._suspects.add(username)
+                    self._suspects[username] = max(now, self._suspects.get(username, now))
                 log.info(
                     "auth_failed",
                     code=principal.code,
@@ -87,44 +119,63 @@ class Authenticator:
     async def _suspect(self, ip: str, username: str | None, now: float) -> bool:
         version = self._store.auth_version()
         if version != self._suspects_seen or now - self._suspects_at > SUSPECTS_REFRESH:
-            self._suspects_at = now
-            self._suspects_seen = version
-            window = max(self._policy.ip_window, self._policy.user_window, self._policy.sid_window)
-            self._suspects = await self._store.auth_suspects(since=now - window)
+            await self._refresh_suspects(version, now)
         return ip in self._suspects or (username is not None and username in self._suspects)
 
-    def _resolve(self, creds: Credentials, catalog: Catalog) -> Principal | Rejection:
-        if creds.token:
-            token = catalog.tokens.get(credentials.hash_token(creds.token))
-            if token is None:
-                return codes.reject(codes.SID_NOT_FOUND)
-            customer = catalog.customers.get(token.customer_id)
-            if customer is None:
-                return codes.reject(codes.FAIL_AUTHENTICATION)
-            user = catalog.users_by_id.get(token.user_id) if token.user_id is not None else None
-            if token.user_id is not None and (user is None or not user.active):
-                return codes.reject(codes.FAIL_AUTHENTICATION)
-            if customer.tokens_blocked and customer.active:
-                return codes.reject(codes.TOKENS_BLOCKED)
-            if user is not None:
-                return Principal(customer, user.id, token.id, user.app, user.send, user.camp)
-            return Principal(customer, None, token.id, customer.aut_app, customer.aut_send, customer.aut_camp)
-        if creds.basic:
-            username, password = creds.basic
-            user = catalog.users_by_name.get(username)
-            if user is None or not user.active or not self._password_ok(user.password_hash, password):
-                return codes.reject(codes.INVALID_USER_PASS)
-            customer = catalog.customers.get(user.customer_id)
-            if customer is None:
-                return codes.reject(codes.FAIL_AUTHENTICATION)
-            return Principal(customer, user.id, None, user.app, user.send, user.camp)
-        return codes.reject(codes.FAIL_AUTHENTICATION)
+    async def _refresh_suspects(self, version: int, now: float) -> None:
+        policy = self._policy
+        start = now - max(policy.ip_window, policy.user_window, policy.sid_window)
+        previous, self._suspects_at, self._suspects_seen = self._suspects_at, now, version
+        full = now - self._suspects_full_at > SUSPECTS_FULL_EVERY
+        if full:
+            self._suspects_full_at = now
+            fresh = await self._store.auth_suspects(since=start)
+        else:  # only what changed since the last look: a few rows, however long the table
+            since = max(start, previous - SUSPECTS_OVERLAP)
+            fresh = await self._store.auth_suspects(since=since, blocked_since=since)
+        # keep what is still in its window (and, between full reads, the blocks), including this
+        # worker's own failures recorded while the read was under way
+        for who, at in self._suspects.items():
+            if at >= start and (not full or at != float("inf")) and at > fresh.get(who, float("-inf")):
+                fresh[who] = at
+        self._suspects = fresh
 
-    def _password_ok(self, encoded: str, password: str) -> bool:
-        key = (encoded, hashlib.sha256(password.encode("utf-8", "surrogatepass")).hexdigest())
-        if key in self._verified:
-            return True
-        if not credentials.verify_password(password, encoded):
+    @staticmethod
+    def _resolve_token(token_text: str | None, catalog: Catalog, now: float) -> Principal | Rejection:
+        if not token_text:
+            return codes.reject(codes.FAIL_AUTHENTICATION)
+        token = catalog.tokens.get(credentials.hash_token(token_text))
+        if token is None or (token.expires_at is not None and token.expires_at <= now):
+            return codes.reject(codes.SID_NOT_FOUND)
+        customer = catalog.customers.get(token.customer_id)
+        if customer is None:
+            return codes.reject(codes.FAIL_AUTHENTICATION)
+        user = catalog.users_by_id.get(token.user_id) if token.user_id is not None else None
+        if token.user_id is not None and (user is None or not user.active):
+            return codes.reject(codes.FAIL_AUTHENTICATION)
+        if customer.tokens_blocked and customer.active:
+            return codes.reject(codes.TOKENS_BLOCKED)
+        if user is not None:
+            return Principal(customer, user.id, token.id, user.app, user.send, user.camp)
+        return Principal(customer, None, token.id, customer.aut_app, customer.aut_send, customer.aut_camp)
+
+    async def _resolve_basic(self, username: str, password: str, catalog: Catalog) -> Principal | Rejection:
+        user = catalog.users_by_name.get(username)
+        usable = user if user is not None and user.active else None
+        # an unknown or inactive name pays the KDF too (a dummy hash): the time tells nothing
+        if not await self._password_ok(usable.password_hash if usable else None, password) or usable is None:
+            return codes.reject(codes.INVALID_USER_PASS)
+        customer = catalog.customers.get(usable.customer_id)
+        if customer is None:
+            return codes.reject(codes.FAIL_AUTHENTICATION)
+        return Principal(customer, usable.id, None, usable.app, usable.send, usable.camp)
+
+    async def _password_ok(self, encoded: str | None, password: str) -> bool:
+        if encoded is not None:
+            key = (encoded, hashlib.sha256(password.encode("utf-8", "surrogatepass")).hexdigest())
+            if key in self._verified:
+                return True
+        if not await verify_password(password, encoded) or encoded is None:
             return False
         if len(self._verified) >= _VERIFIED_CACHE_MAX:
             self._verified.clear()

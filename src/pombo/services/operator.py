@@ -7,7 +7,7 @@ invalidates this process's catalog, so its next request sees the change at once.
 
 from __future__ import annotations
 
-import functools
+import asyncio
 import secrets
 from typing import Any
 
@@ -20,6 +20,7 @@ from pombo.ports import (
     ProvisionReport,
     Row,
 )
+from pombo.services.auth import verify_password
 from pombo.services.operator_reads import OperatorViews
 from pombo.services.provisioning import parse_document
 
@@ -46,12 +47,6 @@ def check_username(username: str) -> str:
 def lock_name(username: str) -> str:
     """The name under which a console username's failures are counted."""
     return (LOCK_PREFIX + username)[:64]
-
-
-@functools.cache
-def _dummy_hash() -> str:
-    """Verified against when the username is unknown, so both answers take as long."""
-    return credentials.hash_password("pombo-console-no-such-operator")
 
 
 class Operator(OperatorViews):
@@ -84,6 +79,14 @@ class Operator(OperatorViews):
     async def issue_token(self, *, customer_id: int, user_id: int | None = None) -> str:
         """A new token for the customer (and user), returned once; NotFound when unknown."""
         token = await self._store.issue_token(customer_id=customer_id, user_id=user_id, now=self._clock.now())
+        self._store.invalidate()
+        return token
+
+    async def mint_token(self, *, customer_id: int, user_id: int | None, keep: int, ttl: float) -> str:
+        """A token for GetUserID tsid=1, returned once: it expires after `ttl` seconds, and the
+        user keeps only its `keep` newest minted tokens (the oldest is revoked)."""
+        token = await self._store.mint_token(customer_id=customer_id, user_id=user_id, keep=keep, ttl=ttl,
+                                             now=self._clock.now())
         self._store.invalidate()
         return token
 
@@ -121,6 +124,13 @@ class Operator(OperatorViews):
         """Lift an IP's block and forget its failures; how many records went."""
         return await self._store.unblock_ip(ip=ip)
 
+    async def prune_auth_failures(self, *, older_than: float | None = None) -> int:
+        """Forget failed attempts older than `older_than` seconds (at least, and by default, the
+        longest window a brute-force rule looks back over); permanent blocks stay."""
+        longest = max(LOGIN_POLICY.longest_window(), AuthPolicy().longest_window())
+        age = longest if older_than is None else max(older_than, longest)
+        return await self._store.prune_auth_failures(before=self._clock.now() - age)
+
     # ------------------------------------------------------------ console operators
 
     async def add_operator(self, *, username: str, password: str) -> bool:
@@ -128,13 +138,13 @@ class Operator(OperatorViews):
         name = check_username(username)
         if len(password) < MIN_PASSWORD:
             raise OperatorError(f"password: at least {MIN_PASSWORD} characters")
-        hashed = credentials.hash_password(password)
+        hashed = await asyncio.to_thread(credentials.hash_password, password)
         return await self._store.save_operator(username=name, password_hash=hashed, now=self._clock.now())
 
     async def verify_operator(self, *, username: str, password: str) -> OperatorAccount | None:
         """The operator when the password is right (as much work whether the name exists or not)."""
         account = await self._store.find_operator(username=username)
-        ok = credentials.verify_password(password, account.password_hash if account else _dummy_hash())
+        ok = await verify_password(password, account.password_hash if account else None)
         return account if account is not None and ok else None
 
     async def get_operator(self, *, operator_id: int) -> OperatorAccount | None:

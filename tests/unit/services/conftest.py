@@ -42,6 +42,7 @@ ADM_TOKEN = "adm-token-00001"  # customer 2, the operator's ADM account
 DEST = "11987654321"  # normalises to 5511987654321
 NDEST = "5511987654321"
 IP = "203.0.113.7"
+MINTED_KEEP, MINTED_TTL = 20, 30 * 86_400.0  # POMBO_MINTED_TOKENS_PER_USER, POMBO_MINTED_TOKEN_TTL defaults
 ACK = 0.1  # ack_timeout of every connection: a scripted delay past it answers WR
 
 
@@ -248,8 +249,9 @@ async def make_world(
     dispatcher = Dispatcher(store, factory=upstream.factory, clock=clock,
                             on_outcome=lambda *o: outcomes.append(o))
 
-    async def issue(customer_id: int, user_id: int | None) -> str:
-        return await store.issue_token(customer_id=customer_id, user_id=user_id, now=clock.now())
+    async def issue(customer_id: int, user_id: int | None) -> str:  # as bootstrap wires GetUserID tsid=1
+        return await store.mint_token(customer_id=customer_id, user_id=user_id, keep=MINTED_KEEP, ttl=MINTED_TTL,
+                                      now=clock.now())
 
     dlr = DeliveryReports(store=store, clock=clock)
     world = World(

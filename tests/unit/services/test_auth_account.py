@@ -122,8 +122,6 @@ async def test_100_failures_in_an_hour_block_the_ip_for_good(worlds: WorldMaker)
     assert await auth(world) == codes.IP_BLOCKED
 
 
-@pytest.mark.xfail(strict=True, reason="SPEC §2: 50 code-140 answers in 60 min put the IP on the permanent "
-                   "block list; neither the memory nor the SQL store counts 140s apart (only 100 of any code)")
 async def test_50_wrong_passwords_in_an_hour_block_the_ip_for_good(worlds: WorldMaker) -> None:
     doc = base_document()
     world = await worlds(doc, policy=AuthPolicy(user_limit=1000))
@@ -216,3 +214,26 @@ async def test_get_balance(worlds: WorldMaker) -> None:
     other = await world.accounts.get_balance(creds=creds("other-token-001"))
     assert isinstance(other, dict) and (other["balance"], other["credit_limit"]) == ("12.3456", "-5.0000")
     assert await world.accounts.get_balance(creds=creds(None)) == codes.reject(100)
+
+
+async def test_minted_tokens_expire_and_a_user_keeps_only_the_newest(users: World) -> None:
+    from tests.unit.services.conftest import MINTED_KEEP, MINTED_TTL
+
+    async def mint() -> str:
+        answer = await users.accounts.get_user_id(params={"tsid": "1"}, creds=creds(None, basic=ALICE))
+        assert isinstance(answer, dict)
+        token: str = answer["tsid"]
+        return token
+
+    first = await mint()
+    assert isinstance(await auth(users, first), Principal)
+    users.clock.advance(MINTED_TTL - 1)
+    assert isinstance(await auth(users, first), Principal)
+    users.clock.advance(1)
+    assert await auth(users, first) == codes.SID_NOT_FOUND  # expired
+    minted = [await mint() for _ in range(MINTED_KEEP)]
+    assert isinstance(await auth(users, minted[0]), Principal)
+    newest = await mint()  # one more than the user may keep: its oldest goes
+    assert await auth(users, minted[0]) == codes.SID_NOT_FOUND
+    assert isinstance(await auth(users, minted[1]), Principal) and isinstance(await auth(users, newest), Principal)
+    assert isinstance(await auth(users, TOKEN), Principal)  # tokens from provisioning are not minted ones

@@ -88,9 +88,11 @@ class Operator:
         self.t.users[spec.username] = User(user_id, customer_id, spec.username, password_hash,
                                            send=spec.send, app=spec.app, camp=spec.camp, active=spec.active)
 
-    def _add_token(self, customer_id: int, user_id: int | None, token_hash: str, prefix: str, now: float) -> None:
+    def _add_token(self, customer_id: int, user_id: int | None, token_hash: str, prefix: str, now: float,
+                   expires_at: float | None = None) -> None:
         token_id = self.t.next_id("tokens")
-        self.t.tokens[token_id] = StoredToken(Token(token_id, customer_id, user_id, token_hash, prefix), now)
+        token = Token(token_id, customer_id, user_id, token_hash, prefix, expires_at)
+        self.t.tokens[token_id] = StoredToken(token, now, minted=expires_at is not None)
 
     # ------------------------------------------------------------ money and credentials
 
@@ -108,7 +110,21 @@ class Operator:
         token = credentials.new_token()
         self._add_token(customer_id, user_id, credentials.hash_token(token), credentials.token_prefix(token),
                         float(now))
-        self.t.bump_version()
+        self.t.token_version += 1
+        return token
+
+    async def mint_token(self, *, customer_id: int, user_id: int | None, keep: int, ttl: float, now: float) -> str:
+        """A token that expires after `ttl` s; the user keeps its `keep` newest minted ones."""
+        if customer_id not in self.t.accounts:
+            raise NotFound(f"customer {customer_id} does not exist")
+        token = credentials.new_token()
+        self._add_token(customer_id, user_id, credentials.hash_token(token), credentials.token_prefix(token),
+                        float(now), expires_at=float(now) + ttl)
+        mine = [s for s in self.t.tokens.values() if s.minted and s.revoked_at is None
+                and s.token.user_id == user_id and (user_id is not None or s.token.customer_id == customer_id)]
+        for stored in sorted(mine, key=lambda s: s.token.id, reverse=True)[keep:]:
+            stored.revoked_at = float(now)
+        self.t.token_version += 1
         return token
 
     async def revoke_token(self, *, token_or_prefix: str, now: float) -> int:
@@ -120,7 +136,7 @@ class Operator:
             live = [s for s in self.t.tokens.values() if s.token.prefix == token_or_prefix and s.revoked_at is None]
         for stored in live:
             stored.revoked_at = float(now)
-        self.t.bump_version()
+        self.t.token_version += 1
         return len(live)
 
     async def revoke_customer_token(self, *, customer_id: int, token_id: int, now: float) -> str | None:
@@ -129,7 +145,7 @@ class Operator:
         if stored is None or stored.token.customer_id != customer_id or stored.revoked_at is not None:
             return None
         stored.revoked_at = float(now)
-        self.t.bump_version()
+        self.t.token_version += 1
         return stored.token.prefix
 
     async def set_connection_enabled(self, *, name: str, enabled: bool) -> bool:

@@ -41,16 +41,30 @@ class AuthCounting:
                                 "code": code, "created_at": float(now)})
         hour = self._failures(ip=ip, since=now - policy.block_window)
         sids = self._failures(ip=ip, code=codes.SID_NOT_FOUND, since=now - policy.sid_window)
-        if (hour >= policy.block_limit or sids >= policy.sid_limit) and ip not in t.ip_blocks:
-            reason = f"{hour} failures in {policy.block_window:.0f}s, {sids} unknown tokens"
+        wrong = self._failures(ip=ip, code=codes.INVALID_USER_PASS, since=now - policy.pass_window)
+        reason = policy.permanent_block(hour=hour, sids=sids, wrong=wrong)
+        if reason is not None and ip not in t.ip_blocks:
             t.ip_blocks[ip] = {"ip": ip, "reason": reason, "created_at": float(now)}
 
-    async def auth_suspects(self, *, since: float) -> set[str]:
-        """IPs and usernames with failures since `since`, and blocked IPs."""
-        recent = [f for f in self.t.auth_failures if f["created_at"] >= since]
-        return {f["ip"] for f in recent} | {f["username"] for f in recent if f["username"] is not None} | set(
-            self.t.ip_blocks
-        )
+    async def auth_suspects(self, *, since: float, blocked_since: float | None = None) -> dict[str, float]:
+        """Who failed since `since` (latest failure time), and IPs blocked (since `blocked_since`,
+        or ever when None) at +inf."""
+        found: dict[str, float] = {}
+        for f in self.t.auth_failures:
+            if f["created_at"] >= since:
+                for who in (f["ip"], f["username"]):
+                    if who is not None:
+                        found[who] = max(f["created_at"], found.get(who, float("-inf")))
+        found.update((ip, float("inf")) for ip, b in self.t.ip_blocks.items()
+                     if blocked_since is None or b["created_at"] >= blocked_since)
+        return found
+
+    async def prune_auth_failures(self, *, before: float) -> int:
+        """Forget failures older than `before` (no rule looks back that far); how many went."""
+        kept = [f for f in self.t.auth_failures if f["created_at"] >= before]
+        removed = len(self.t.auth_failures) - len(kept)
+        self.t.auth_failures = kept
+        return removed
 
     def auth_version(self) -> int:
         """One process holds every counter, so no failure happens unseen: constant."""

@@ -8,11 +8,13 @@ each were a serialised transaction. Nothing survives the process.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from pombo.adapters.memory.admin import Operator
 from pombo.adapters.memory.auth import AuthCounting
 from pombo.adapters.memory.outbox import CallbackOutbox
 from pombo.adapters.memory.sending import SendPath
-from pombo.adapters.memory.tables import Tables, build_catalog
+from pombo.adapters.memory.tables import Tables, build_catalog, live_tokens
 from pombo.domain.catalog import Catalog
 
 
@@ -27,6 +29,8 @@ class MemoryStore(SendPath, CallbackOutbox, AuthCounting, Operator):
         """The current snapshot, rebuilt when an operator change bumped the version."""
         if self._catalog.version != str(self.t.config_version):
             self._catalog = build_catalog(self.t)
+        elif self._catalog.token_version != self.t.token_version:  # only the tokens changed
+            self._catalog = replace(self._catalog, tokens=live_tokens(self.t), token_version=self.t.token_version)
         return self._catalog
 
     def invalidate(self) -> None:

@@ -46,6 +46,7 @@ class StoredToken:
     token: Token
     created_at: float
     revoked_at: float | None = None
+    minted: bool = False  # by GetUserID tsid=1: capped per user, expiring (token.expires_at)
 
 
 @dataclass(slots=True)
@@ -62,6 +63,7 @@ class Tables:
     connections: dict[str, ConnectionConfig] = field(default_factory=dict)
     text_filter: list[str] | None = None  # None: the built-in patterns
     config_version: int = 0
+    token_version: int = 0  # bumped by every token issue and revocation (not a config change)
     messages: dict[int, Row] = field(default_factory=dict)  # by id, in id order
     ledger: list[Row] = field(default_factory=list)
     reports: list[Row] = field(default_factory=list)
@@ -118,6 +120,11 @@ def json_copy(value: Any) -> Any:
     return json.loads(json.dumps(value))
 
 
+def live_tokens(t: Tables) -> dict[str, Token]:
+    """The tokens not revoked, by hash (an expired one stays: the authenticator refuses it)."""
+    return {s.token.token_hash: s.token for s in t.tokens.values() if s.revoked_at is None}
+
+
 def build_catalog(t: Tables) -> Catalog:
     """The configuration snapshot, built from the stored records as the SQL stores build theirs."""
     customers = {cid: a.customer for cid, a in t.accounts.items()}
@@ -130,8 +137,9 @@ def build_catalog(t: Tables) -> Catalog:
         cost_rows.setdefault(connection, []).append(PriceRow(prefix, cost, None))
     return Catalog(
         version=str(t.config_version),
+        token_version=t.token_version,
         customers=customers,
-        tokens={s.token.token_hash: s.token for s in t.tokens.values() if s.revoked_at is None},
+        tokens=live_tokens(t),
         users_by_name={u.username: u for u in users},
         users_by_id={u.id: u for u in users},
         tariffs={cid: PriceTable(rows) for cid, rows in tariff_rows.items()},

@@ -3,10 +3,10 @@ connections, the log's upkeep and the brute-force state. Each runs in the caller
 
 from __future__ import annotations
 
-from sqlalchemy import Connection, func, insert, select, text, update
+from sqlalchemy import Connection, and_, func, insert, select, text, update
 
 from pombo.adapters.sql import schema as t
-from pombo.adapters.sql.catalog import bump_version
+from pombo.adapters.sql.catalog import bump_token_version, bump_version
 from pombo.domain import credentials
 from pombo.errors import NotFound
 from pombo.ports import Row
@@ -29,6 +29,26 @@ def credit_add(conn: Connection, *, customer_id: int, amount: int, note: str | N
 
 def issue_token(conn: Connection, *, customer_id: int, user_id: int | None, now: float) -> str:
     """A new random token for the customer (and user); only its hash is kept."""
+    return _new_token(conn, customer_id=customer_id, user_id=user_id, seq=bump_token_version(conn), now=now)
+
+
+def mint_token(conn: Connection, *, customer_id: int, user_id: int | None, keep: int, ttl: float, now: float) -> str:
+    """A token for GetUserID tsid=1: it expires after `ttl` seconds, and the user keeps its
+    `keep` newest minted tokens (the older ones are revoked here)."""
+    seq = bump_token_version(conn)  # first: concurrent mints for one user take turns from here
+    token = _new_token(conn, customer_id=customer_id, user_id=user_id, seq=seq, now=now, expires_at=now + ttl)
+    tk = t.tokens.c
+    owner = tk.user_id == user_id if user_id is not None else and_(tk.user_id.is_(None), tk.customer_id == customer_id)
+    live = conn.execute(
+        select(tk.id).where(owner, tk.minted.is_(True), tk.revoked_at.is_(None)).order_by(tk.id.desc())
+    ).scalars().all()
+    if len(live) > keep:
+        conn.execute(update(t.tokens).where(tk.id.in_(live[keep:])).values(revoked_at=now, changed_seq=seq))
+    return token
+
+
+def _new_token(conn: Connection, *, customer_id: int, user_id: int | None, seq: int, now: float,
+               expires_at: float | None = None) -> str:
     if conn.execute(select(t.customers.c.id).where(t.customers.c.id == customer_id)).first() is None:
         raise NotFound(f"customer {customer_id} does not exist")
     token = credentials.new_token()
@@ -39,9 +59,11 @@ def issue_token(conn: Connection, *, customer_id: int, user_id: int | None, now:
             token_hash=credentials.hash_token(token),
             prefix=credentials.token_prefix(token),
             created_at=now,
+            minted=expires_at is not None,
+            expires_at=expires_at,
+            changed_seq=seq,
         )
     )
-    bump_version(conn)
     return token
 
 
@@ -52,10 +74,10 @@ def revoke_token(conn: Connection, *, token_or_prefix: str, now: float) -> int:
         if len(token_or_prefix) > credentials.TOKEN_PREFIX_LEN
         else t.tokens.c.prefix == token_or_prefix
     )
+    seq = bump_token_version(conn)
     result = conn.execute(
-        update(t.tokens).where(cond, t.tokens.c.revoked_at.is_(None)).values(revoked_at=now)
+        update(t.tokens).where(cond, t.tokens.c.revoked_at.is_(None)).values(revoked_at=now, changed_seq=seq)
     )
-    bump_version(conn)
     return int(result.rowcount)
 
 
@@ -71,8 +93,8 @@ def revoke_customer_token(conn: Connection, *, customer_id: int, token_id: int, 
     ).scalar()
     if prefix is None:
         return None
-    conn.execute(update(t.tokens).where(tk.id == token_id).values(revoked_at=now))
-    bump_version(conn)
+    seq = bump_token_version(conn)
+    conn.execute(update(t.tokens).where(tk.id == token_id).values(revoked_at=now, changed_seq=seq))
     return str(prefix)
 
 
@@ -161,6 +183,13 @@ def ip_report(conn: Connection, *, since: float) -> list[Row]:
             }
         )
     return out
+
+
+def prune_auth_failures(conn: Connection, *, before: float, limit: int) -> int:
+    """Delete up to `limit` of the oldest failures created before `before`; how many went."""
+    f = t.auth_failures.c
+    oldest = select(f.id).where(f.created_at < before).order_by(f.created_at).limit(limit)
+    return int(conn.execute(t.auth_failures.delete().where(f.id.in_(oldest.scalar_subquery()))).rowcount)
 
 
 def unblock_ip(conn: Connection, *, ip: str) -> int:

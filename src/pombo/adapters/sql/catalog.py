@@ -15,6 +15,7 @@ from pombo.domain.model import CallbackConfig, ConnectionConfig, Customer, Price
 from pombo.domain.textfilter import DEFAULT_PATTERNS, Models, TextFilter
 
 CONFIG_VERSION = "config_version"
+TOKEN_VERSION = "token_version"
 TEXT_FILTER = "text_filter"
 
 
@@ -41,14 +42,43 @@ def bump_version(conn: Connection) -> None:
         conn.execute(text("SELECT pg_notify('pombo_config', '')"))  # delivered at commit
 
 
+def token_version(conn: Connection) -> int:
+    """The version of the tokens (bumped by every issue and revocation)."""
+    value = conn.execute(select(t.meta.c.value).where(t.meta.c.key == TOKEN_VERSION)).scalar()
+    return int(value or 0)
+
+
+def bump_token_version(conn: Connection) -> int:
+    """A token is being issued or revoked: the new token version, to stamp its row with.
+
+    The upsert comes first and locks the meta row until commit, so token changes commit one at
+    a time in version order: a process that has read version N has seen every change up to N.
+    """
+    new = conn.execute(
+        text(
+            "INSERT INTO meta (key, value) VALUES (:k, '1') ON CONFLICT (key) "
+            "DO UPDATE SET value = CAST(CAST(meta.value AS BIGINT) + 1 AS TEXT) RETURNING value"
+        ),
+        {"k": TOKEN_VERSION},
+    ).scalar_one()
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("SELECT pg_notify('pombo_tokens', '')"))  # delivered at commit
+    return int(new)
+
+
+def live_token(r: Any) -> Token:
+    """A tokens row as the send path reads it."""
+    return Token(r.id, r.customer_id, r.user_id, r.token_hash, r.prefix, r.expires_at)
+
+
 def load_catalog(conn: Connection) -> Catalog:
     """Read the whole configuration into one immutable snapshot."""
     version = config_version(conn)
+    tokens_seen = token_version(conn)  # read first: a change after it is read again, never lost
     customers = {r.id: _customer(r) for r in conn.execute(select(t.customers))}
     users = [_user(r) for r in conn.execute(select(t.users))]
     tokens = {
-        r.token_hash: Token(r.id, r.customer_id, r.user_id, r.token_hash, r.prefix)
-        for r in conn.execute(select(t.tokens).where(t.tokens.c.revoked_at.is_(None)))
+        r.token_hash: live_token(r) for r in conn.execute(select(t.tokens).where(t.tokens.c.revoked_at.is_(None)))
     }
     tariff_rows: dict[int, list[PriceRow]] = {}
     for r in conn.execute(select(t.tariffs)):
@@ -71,6 +101,7 @@ def load_catalog(conn: Connection) -> Catalog:
     patterns = json.loads(stored_filter) if stored_filter else list(DEFAULT_PATTERNS)
     return Catalog(
         version=version,
+        token_version=tokens_seen,
         customers=customers,
         tokens=tokens,
         users_by_name={u.username: u for u in users},

@@ -61,6 +61,11 @@ class OperatorSide:
         """A new random token (only its hash is kept); NotFound for an unknown customer."""
         return await self._write(admin.issue_token, customer_id=customer_id, user_id=user_id, now=now)
 
+    async def mint_token(self, *, customer_id: int, user_id: int | None, keep: int, ttl: float, now: float) -> str:
+        """A token that expires after `ttl` s; the user keeps its `keep` newest minted ones."""
+        return await self._write(admin.mint_token, customer_id=customer_id, user_id=user_id, keep=keep, ttl=ttl,
+                                 now=now)
+
     async def revoke_token(self, *, token_or_prefix: str, now: float) -> int:
         """Revoke a token given whole or by its 10-character prefix; how many were revoked."""
         return await self._write(admin.revoke_token, token_or_prefix=token_or_prefix, now=now)
@@ -80,6 +85,23 @@ class OperatorSide:
     async def ip_report(self, *, since: float) -> list[Row]:
         """Blocked IPs and IPs with failures since `since`, with their counts."""
         return await self._read(admin.ip_report, since=since)
+
+    # Failures go a batch per transaction: on SQLite a long delete would hold the one write lock
+    # (and so every send) for as long as it runs.
+    PRUNE_BATCH = 1000
+
+    async def prune_auth_failures(self, *, before: float) -> int:
+        """Forget failures older than `before` (no rule looks back that far); how many went."""
+        def batch() -> int:
+            with self.engine.begin() as conn:
+                return admin.prune_auth_failures(conn, before=before, limit=self.PRUNE_BATCH)
+
+        total = 0
+        while True:
+            removed = await _translated(batch)
+            total += removed
+            if removed < self.PRUNE_BATCH:
+                return total
 
     async def unblock_ip(self, *, ip: str) -> int:
         """Lift an IP's permanent block and forget its failures; how many rows went."""

@@ -13,7 +13,7 @@ from sqlalchemy import create_engine
 from pombo.adapters.sql import migrate
 from pombo.adapters.sql.batch import Batcher
 from pombo.adapters.sql.executor import Executor, Lease, PostgresDatabase
-from pombo.adapters.sql.store import SettleItem, SqlStore, load_catalog
+from pombo.adapters.sql.store import SettleItem, SqlStore
 from pombo.domain import codes
 from pombo.domain.catalog import Catalog
 from pombo.domain.codes import Rejection
@@ -59,6 +59,7 @@ class PostgresStore(SqlStore):
 
         listener = await asyncpg.connect(self._url, timeout=5)
         await listener.add_listener("pombo_config", self._on_notify)
+        await listener.add_listener("pombo_tokens", self._on_notify)  # a token issued or revoked
         await listener.add_listener("pombo_auth", self._on_auth_notify)
         return listener
 
@@ -114,12 +115,6 @@ class PostgresStore(SqlStore):
         with contextlib.suppress(OSError, asyncpg.PostgresError, asyncio.TimeoutError):
             self._listener = await self._listen()
             self._auth_version += 1  # failures while deaf: look again
-
-    async def _load_catalog(self) -> Catalog:
-        return await asyncio.to_thread(self._load_catalog_sync)
-
-    def _load_catalog_sync(self) -> Catalog:
-        return load_catalog(self.engine)
 
     # New sends and the outcomes of earlier ones share one flush: one call, one transaction, one
     # WAL flush (pombo_write), instead of a transaction for each.

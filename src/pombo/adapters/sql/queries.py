@@ -6,6 +6,11 @@ MESSAGE_COLUMNS = (
     "sent_at, final_at"
 )
 CONFIG_VERSION = "SELECT value FROM meta WHERE key='config_version'"
+VERSIONS = "SELECT key, value FROM meta WHERE key IN ('config_version', 'token_version')"
+TOKENS_CHANGED = (
+    "SELECT id, customer_id, user_id, token_hash, prefix, revoked_at, expires_at, changed_seq FROM tokens "
+    "WHERE changed_seq>? ORDER BY changed_seq"
+)
 DEDUP = (
     "SELECT 1 FROM messages WHERE customer_id=? AND dest=? AND created_at>=? "
     "AND status_code IN (0, 1) LIMIT 1"
@@ -66,14 +71,17 @@ INSERT_REPORT = (
 IP_BLOCKED = "SELECT 1 FROM ip_blocks WHERE ip=?"
 IP_FAILURES = "SELECT COUNT(*) FROM auth_failures WHERE ip=? AND created_at>=?"
 USER_FAILURES = "SELECT COUNT(*) FROM auth_failures WHERE username=? AND code=? AND created_at>=?"
-SID_FAILURES = "SELECT COUNT(*) FROM auth_failures WHERE ip=? AND code=? AND created_at>=?"
+IP_CODE_FAILURES = "SELECT COUNT(*) FROM auth_failures WHERE ip=? AND code=? AND created_at>=?"
 INSERT_FAILURE = "INSERT INTO auth_failures (ip, username, code, created_at) VALUES (?,?,?,?)"
 BLOCK_IP = "INSERT INTO ip_blocks (ip, reason, created_at) VALUES (?,?,?) ON CONFLICT (ip) DO NOTHING"
-SUSPECTS = (
-    "SELECT ip AS who FROM auth_failures WHERE created_at>=? "
-    "UNION SELECT username FROM auth_failures WHERE created_at>=? AND username IS NOT NULL "
-    "UNION SELECT ip FROM ip_blocks"
+# who had failures since a moment, each with its latest one (both read ix_auth_failures_created)
+SUSPECT_FAILURES = (
+    "SELECT ip AS who, MAX(created_at) AS at FROM auth_failures WHERE created_at>=? GROUP BY ip "
+    "UNION ALL SELECT username, MAX(created_at) FROM auth_failures WHERE created_at>=? "
+    "AND username IS NOT NULL GROUP BY username"
 )
+BLOCKED_IPS = "SELECT ip FROM ip_blocks"
+BLOCKED_IPS_SINCE = "SELECT ip FROM ip_blocks WHERE created_at>=?"
 LEDGER_SUMS = (
     "SELECT c.id, c.balance, COALESCE((SELECT SUM(amount) FROM ledger l "
     "WHERE l.customer_id=c.id), 0) AS ledger FROM customers c ORDER BY c.id"

@@ -109,7 +109,12 @@ tokens = Table(
     Column("prefix", String(10), nullable=False),
     Column("created_at", Float, nullable=False),
     Column("revoked_at", Float, nullable=True),
+    Column("minted", Boolean, nullable=False, server_default="0"),  # GetUserID tsid=1: capped, expiring
+    Column("expires_at", Float, nullable=True),
+    Column("changed_seq", BigInteger, nullable=False, server_default="0"),  # meta token_version at its last change
 )
+Index("ix_tokens_changed", tokens.c.changed_seq)
+Index("ix_tokens_user_minted", tokens.c.user_id, tokens.c.minted)
 
 tariffs = Table(
     "tariffs",
@@ -221,7 +226,8 @@ auth_failures = Table(
     Column("created_at", Float, nullable=False),
 )
 Index("ix_auth_failures_ip", auth_failures.c.ip, auth_failures.c.created_at)
-Index("ix_auth_failures_user", auth_failures.c.username, auth_failures.c.created_at)
+Index("ix_auth_failures_user_code", auth_failures.c.username, auth_failures.c.code, auth_failures.c.created_at)
+Index("ix_auth_failures_created", auth_failures.c.created_at)
 
 ip_blocks = Table(
     "ip_blocks",
@@ -230,6 +236,7 @@ ip_blocks = Table(
     Column("reason", Text, nullable=False),
     Column("created_at", Float, nullable=False),
 )
+Index("ix_ip_blocks_created", ip_blocks.c.created_at)
 
 # Transactional outbox of callback events: written in the same transaction as the state change
 # it reports, delivered at least once, in order per message, with retries whose state lives here.

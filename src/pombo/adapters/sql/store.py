@@ -7,19 +7,17 @@ migrations), so the database's latency is paid once per batch, not five times pe
 
 from __future__ import annotations
 
-import time
+import asyncio
 from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import Engine
-from sqlalchemy.exc import SQLAlchemyError
 
-from pombo.adapters.sql import catalog as config
 from pombo.adapters.sql import queries as q
 from pombo.adapters.sql.batch import Batcher
 from pombo.adapters.sql.executor import Database, Executor
-from pombo.adapters.sql.failures import check_sqlalchemy
 from pombo.adapters.sql.operator_store import OperatorSide
+from pombo.adapters.sql.snapshot import CatalogSide
 from pombo.domain import codes, delivery
 from pombo.domain.catalog import Catalog
 from pombo.domain.codes import Rejection
@@ -30,7 +28,7 @@ CLAIM_SECONDS = 60.0  # how long a reconciliation claim keeps other processes aw
 SettleItem = tuple[int, str | None, str, float]  # (message id, upstream id, raw, now)
 
 
-class SqlStore(OperatorSide):
+class SqlStore(CatalogSide, OperatorSide):
     """What both engines share (the operator's ports among it). Subclasses provide the batched
     send path."""
 
@@ -39,6 +37,7 @@ class SqlStore(OperatorSide):
         self.engine = engine  # SQLAlchemy, for the operator's functions and the catalog
         self._catalog = Catalog(version="")
         self._catalog_checked = float("-inf")
+        self._loading: asyncio.Future[Catalog] | None = None
         self._accepts: Batcher[AcceptSpec, int | Rejection] = Batcher(
             self._accept_batch, max_batch=128, concurrency=self.flushes
         )
@@ -53,40 +52,9 @@ class SqlStore(OperatorSide):
         await self.x.close()
         self.engine.dispose()
 
-    # ------------------------------------------------------------ catalog
-
-    # Requests arriving together share one version check; a `pombo load` in another process is
-    # seen within this many seconds (changes made in this process invalidate at once).
-    catalog_check_every = 0.005
-
-    async def catalog(self) -> Catalog:
-        """The configuration snapshot, reloaded when an operator change bumped the version."""
-        now = time.monotonic()
-        if now - self._catalog_checked < self.catalog_check_every:
-            return self._catalog
-        catalog = await self._refresh_catalog()  # raises when the database does not answer
-        self._catalog_checked = now
-        return catalog
-
-    async def _refresh_catalog(self) -> Catalog:
-        version = await self._config_version()
-        if version != self._catalog.version:
-            self._catalog = await self._load_catalog()
-        return self._catalog
-
     async def ping(self) -> None:
         """Raise unless the database answers now (for /healthz; never from a cache)."""
         await self.x.fetchval("SELECT 1")
-
-    def invalidate(self) -> None:
-        """This process changed the configuration: check the version on the next request."""
-        self._catalog_checked = float("-inf")
-
-    async def _config_version(self) -> str:
-        return str(await self.x.fetchval(q.CONFIG_VERSION) or "0")
-
-    async def _load_catalog(self) -> Catalog:
-        return load_catalog(self.engine)
 
     # ------------------------------------------------------------ the send
 
@@ -270,14 +238,24 @@ class SqlStore(OperatorSide):
         async with self.x.transaction() as tx:
             await tx.execute(q.INSERT_FAILURE, (ip, username, code, now))
             hour = await tx.fetchval(q.IP_FAILURES, (ip, now - policy.block_window))
-            sids = await tx.fetchval(q.SID_FAILURES, (ip, codes.SID_NOT_FOUND, now - policy.sid_window))
-            if hour >= policy.block_limit or sids >= policy.sid_limit:
-                reason = f"{hour} failures in {policy.block_window:.0f}s, {sids} unknown tokens"
+            sids = await tx.fetchval(q.IP_CODE_FAILURES, (ip, codes.SID_NOT_FOUND, now - policy.sid_window))
+            wrong = await tx.fetchval(q.IP_CODE_FAILURES, (ip, codes.INVALID_USER_PASS, now - policy.pass_window))
+            reason = policy.permanent_block(hour=hour, sids=sids, wrong=wrong)
+            if reason is not None:
                 await tx.execute(q.BLOCK_IP, (ip, reason, now))
 
-    async def auth_suspects(self, *, since: float) -> set[str]:
-        """IPs and usernames with failures since `since`, and blocked IPs."""
-        return {r["who"] for r in await self.x.fetchall(q.SUSPECTS, (since, since))}
+    async def auth_suspects(self, *, since: float, blocked_since: float | None = None) -> dict[str, float]:
+        """Who failed since `since` (latest failure time), and IPs blocked (since `blocked_since`,
+        or ever when None) at +inf."""
+        found: dict[str, float] = {}
+        for r in await self.x.fetchall(q.SUSPECT_FAILURES, (since, since)):
+            found[r["who"]] = max(float(r["at"]), found.get(r["who"], float("-inf")))
+        if blocked_since is None:
+            blocked = await self.x.fetchall(q.BLOCKED_IPS)
+        else:
+            blocked = await self.x.fetchall(q.BLOCKED_IPS_SINCE, (blocked_since,))
+        found.update((r["ip"], float("inf")) for r in blocked)
+        return found
 
     def auth_version(self) -> int:
         """Other processes' failures are not announced here: the suspects refresh finds them."""
@@ -286,16 +264,6 @@ class SqlStore(OperatorSide):
     async def ledger_sums(self) -> list[tuple[int, int, int]]:
         """(customer_id, balance, sum of its ledger) for every customer: they must be equal."""
         return [(r["id"], int(r["balance"]), int(r["ledger"])) for r in await self.x.fetchall(q.LEDGER_SUMS)]
-
-
-def load_catalog(engine: Engine) -> Catalog:
-    """The catalog read through SQLAlchemy; the database away is StoreUnavailable."""
-    try:
-        with engine.connect() as conn:
-            return config.load_catalog(conn)
-    except SQLAlchemyError as exc:
-        check_sqlalchemy(exc)
-        raise
 
 
 def message_values(spec: AcceptSpec) -> tuple[Any, ...]:
