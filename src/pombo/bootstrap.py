@@ -29,6 +29,7 @@ from pombo.services.make_sms import MakeSms
 from pombo.services.operator import Operator
 from pombo.services.reconcile import Reconciler, every
 from pombo.services.status import Status
+from pombo.services.urlguard import UrlGuard
 
 log = structlog.get_logger("pombo")
 
@@ -106,6 +107,7 @@ async def build_services(settings: Settings, *, clock: Clock | None = None, stor
     )
 
     operator = Operator(store=store, clock=clock)
+    guard = UrlGuard(settings.callback_allow)
 
     async def issue(customer_id: int, user_id: int | None) -> str:
         return await operator.issue_token(customer_id=customer_id, user_id=user_id)
@@ -121,6 +123,7 @@ async def build_services(settings: Settings, *, clock: Clock | None = None, stor
             clock=clock,
             tz=settings.tz,
             adm_customer_id=settings.adm_customer_id,
+            url_guard=guard,
         ),
         accounts=Accounts(store=store, authenticator=authenticator, token_issuer=issue),
         status=Status(store=store, authenticator=authenticator, tz=settings.tz),
@@ -140,12 +143,16 @@ async def build_services(settings: Settings, *, clock: Clock | None = None, stor
         tz=settings.tz,
         max_tries=settings.callback_max_tries,
         base_delay=settings.callback_base_delay,
+        guard=guard,
+        timeout=settings.callback_timeout,
+        per_customer=settings.callback_concurrency,
     )
     services.reconciler, services.callbacks = reconciler, callbacks
     jobs = (
         (settings.reconcile_every, reconciler.run_once, "reconcile"),
         (settings.poll_every, reconciler.poll, "poll"),
-        (settings.callback_every, callbacks.run_once, "callbacks"),
+        # starts the due pushes and returns: a slow endpoint never holds the next claim
+        (settings.callback_every, callbacks.pump, "callbacks"),
         (MAINTAIN_EVERY, store.maintain, "maintain"),
     )
     for seconds, job, name in jobs if settings.background_jobs else ():

@@ -180,11 +180,11 @@ def messages(as_json: bool, limit: int, **filters: Any) -> None:
     rows = _operate(settings, lambda op: op.search_messages(where=where, limit=limit))
     if as_json:
         for row in rows:
-            click.echo(orjson.dumps({**render(row, settings.tz), "customer_id": row["customer_id"]}).decode())
+            click.echo(orjson.dumps({**render(row, settings.tz, scrub=None), "customer_id": row["customer_id"]}).decode())
         return
     click.echo(f"{'cdls_id':>8} {'cust':>5} {'dest':<14} {'code':>4} {'delivery':<11} {'connection':<10} {'value':>8}  created_at                 text")
     for row in rows:
-        r = render(row, settings.tz)
+        r = render(row, settings.tz, scrub=None)
         click.echo(
             f"{r['cdls_id']:>8} {row['customer_id']:>5} {r['dest']:<14} {r['status_code']:>4} "
             f"{r['delivery']:<11} {r['connection']:<10} {r['value']:>8}  {r['created_at']}  {r['text'][:40]!r}"
