@@ -60,6 +60,7 @@ def _serve(settings: Settings, *, host: str, port: int, workers: int) -> None:
     import uvicorn
 
     from pombo.api.app import create_app
+    from pombo.api.server import PROTOCOL
     from pombo.bootstrap import upgrade_database
 
     upgrade_database(settings.database_url)  # once, before any worker starts
@@ -72,6 +73,11 @@ def _serve(settings: Settings, *, host: str, port: int, workers: int) -> None:
         "lifespan": "on",
         "backlog": 2048,
         "timeout_keep_alive": 30,
+        # slow clients: headers within POMBO_HEADER_TIMEOUT (this protocol), the body within
+        # POMBO_BODY_TIMEOUT (the app), and at most POMBO_LIMIT_CONCURRENCY connections and
+        # requests per worker (503 past it)
+        "http": PROTOCOL,
+        "limit_concurrency": settings.limit_concurrency,
     }
     if workers > 1:
         # each worker builds its own app from the environment

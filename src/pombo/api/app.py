@@ -19,6 +19,7 @@ from pombo.api.docs import docs_page
 from pombo.api.net import client_ip
 from pombo.api.openapi import openapi_document
 from pombo.api.params import BadBody, SlowBody, TooLarge, UnsupportedType, credentials, read_params
+from pombo.api.server import HeaderDeadlineProtocol
 from pombo.bootstrap import Services, build_services
 from pombo.config import Settings, load_settings
 from pombo.console import console_mount
@@ -210,6 +211,7 @@ class Gateway:
 def create_app(settings: Settings | None = None, **build_options: Any) -> Gateway:
     """The app; everything with I/O is built in the lifespan, not at import."""
     settings = settings or load_settings()
+    HeaderDeadlineProtocol.header_timeout = settings.header_timeout  # this worker's connections
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

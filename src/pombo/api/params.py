@@ -160,8 +160,8 @@ async def read_params(
     body = await read_body(request, timeout=body_timeout) if request.method != "GET" else b""
     params: dict[str, str] = {}
     if body:
-        ctype = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
-        kind = body_kind(ctype, body)
+        given = request.headers.get("content-type", "").split(";", 1)[0].strip()
+        kind = body_kind(given.lower(), body)
         if kind == "json":
             params = decode_json(body) if json_params else {}
         elif kind == "multipart":
@@ -169,7 +169,7 @@ async def read_params(
         elif kind == "form":
             params = decode_form(body)
         elif strict_type:
-            raise UnsupportedType(ctype)
+            raise UnsupportedType(given)
     query = request.scope.get("query_string", b"")
     if query:
         params.update(decode_form(query))

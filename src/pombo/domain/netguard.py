@@ -64,9 +64,9 @@ def address_allowed(address: str | IPAddress, allow: tuple[IPNetwork, ...] = ())
     inner = _embedded_v4(ip) if isinstance(ip, ipaddress.IPv6Address) else None
     if ip in METADATA or (inner is not None and inner in METADATA):
         return False
-    if any(ip in net for net in allow) or (inner is not None and any(inner in net for net in allow)):
-        return True
-    return _public(ip) and (inner is None or _public(inner))
+    if inner is not None:  # the IPv4 address is the one reached: it alone decides
+        return any(inner in net for net in allow) or _public(inner)
+    return any(ip in net for net in allow) or _public(ip)
 
 
 def callback_host(url: str) -> str:

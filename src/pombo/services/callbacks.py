@@ -223,8 +223,10 @@ class CallbackSender:
         except AddressRefused as exc:
             return str(exc)[:300], False
         except (aiohttp.ClientError, TimeoutError, ValueError, OSError) as exc:
-            refused = isinstance(exc.__cause__, AddressRefused) or "callback address not allowed" in str(exc)
-            return f"{type(exc).__name__}: {exc}"[:300], not refused
+            inner = getattr(exc, "os_error", None) or exc.__cause__
+            if isinstance(inner, AddressRefused):  # the resolver refused what the name pointed at
+                return str(inner)[:300], False
+            return f"{type(exc).__name__}: {exc}"[:300], True
         if 200 <= resp.status < 300:
             return None, False
         return f"HTTP {resp.status}", resp.status >= 500 or resp.status == 429

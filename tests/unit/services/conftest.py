@@ -244,6 +244,7 @@ async def make_world(
     max_tries: int = 3,
     base_delay: float = 2.0,
     clock: FakeClock | None = None,
+    guard: UrlGuard = LOOPBACK_GUARD,
 ) -> World:
     """Build and provision a world: the one place where services are constructed."""
     store, clock, upstream = MemoryStore(), clock or FakeClock(), Upstream()
@@ -263,13 +264,13 @@ async def make_world(
         authenticator=authenticator,
         dispatcher=dispatcher,
         make_sms=MakeSms(store=store, authenticator=authenticator, dispatcher=dispatcher, clock=clock, tz=TZ,
-                         adm_customer_id=ADM_ID, url_guard=LOOPBACK_GUARD),
+                         adm_customer_id=ADM_ID, url_guard=guard),
         accounts=Accounts(store=store, authenticator=authenticator, token_issuer=issue),
         status=Status(store=store, authenticator=authenticator, tz=TZ),
         dlr=dlr,
         reconciler=Reconciler(store=store, connection_for=dispatcher.connection, reports=dlr, clock=clock,
                               not_found_after=not_found_after),
-        callbacks=CallbackSender(store=store, clock=clock, tz=TZ, guard=LOOPBACK_GUARD, max_tries=max_tries,
+        callbacks=CallbackSender(store=store, clock=clock, tz=TZ, guard=guard, max_tries=max_tries,
                                  base_delay=base_delay,
                                  timeout=2.0),
         outcomes=outcomes,
