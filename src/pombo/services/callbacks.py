@@ -8,7 +8,7 @@ survives a restart; after `max_tries` the event is marked failed and the next on
 Fair across customers: each customer has its own few push slots (a slow or dead endpoint holds
 only its own customer's), the outbox is claimed a few events per customer at a time with the
 customers taking turns, every push runs on its own task (the loop never waits for a batch), and
-an endpoint that keeps failing is left alone for a while (its events wait, unclaimed, without
+an endpoint that keeps not answering is left alone for a while (its events wait, unclaimed, without
 counting a try). Pushes go only to allowed addresses (services/urlguard.py), and the customer's
 credentials and headers only to the customer's own configured URL, never to a request's `rurl`.
 """
@@ -207,7 +207,7 @@ class CallbackSender:
 
     async def _post(self, url: str, config: CallbackConfig, body: dict[str, Any]) -> tuple[str | None, bool]:
         """(None on a 2xx answer, else what went wrong; whether the endpoint looks down: no
-        answer, 5xx or 429)."""
+        answer at all, which is what holds a push slot for long)."""
         try:
             host = callback_host(url)
         except UrlRefused as exc:
@@ -229,7 +229,7 @@ class CallbackSender:
             return f"{type(exc).__name__}: {exc}"[:300], True
         if 200 <= resp.status < 300:
             return None, False
-        return f"HTTP {resp.status}", resp.status >= 500 or resp.status == 429
+        return f"HTTP {resp.status}", False
 
     def _get_session(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:

@@ -304,3 +304,67 @@ async def test_an_echoed_upstream_request_never_reaches_the_customer(worlds: Wor
                      "a3VzZXI6a3BAc3MrdzByZA", "/dlr/kannel"):
             assert leak not in text, (leak, text)
     assert "500 Internal Error" in row["return_log"]  # the provider's words stay, its secrets go
+
+
+# ------------------------------------------------------------------ issue 16: fair across customers
+
+
+@pytest.fixture
+async def stall() -> AsyncIterator[dict[str, Any]]:
+    """An endpoint on loopback that accepts connections and never answers."""
+    hanging: list[int] = []
+    forever = asyncio.Event()
+
+    async def handle(request: web.Request) -> web.Response:
+        hanging.append(1)
+        await forever.wait()
+        return web.Response()
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", handle)
+    runner = web.AppRunner(app, shutdown_timeout=0.1)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        yield {"url": f"http://127.0.0.1:{runner.addresses[0][1]}/stall", "hanging": hanging}
+    finally:
+        forever.set()
+        await runner.cleanup()
+
+
+async def test_a_stalled_customer_holds_only_its_own_slots(
+    worlds: WorldMaker, receiver: Receiver, stall: dict[str, Any]
+) -> None:
+    world = await worlds()
+    for i in range(12):
+        assert (await world.send(dest=f"119876500{i:02d}", rurl=stall["url"])).code == codes.OK
+    other = await world.send(token="other-token-001", rurl=receiver.url)
+    started = asyncio.get_running_loop().time()
+    tasks = await world.callbacks.pump()  # returns at once: nothing waits for the pushes
+    assert asyncio.get_running_loop().time() - started < 0.5
+    assert len(tasks) == 13
+    while not receiver.requests:
+        assert asyncio.get_running_loop().time() - started < 1.5, "the other customer's push waited"
+        await asyncio.sleep(0.01)
+    assert receiver.json(0)["cdls_id"] == str(other.cdls_id)
+    await asyncio.sleep(0.2)
+    assert len(stall["hanging"]) == 4  # the stalled customer's own 4 slots, no more
+    assert await world.callbacks.pump() == []  # the loop keeps claiming: nothing else is due
+
+
+async def test_an_endpoint_that_does_not_answer_is_left_alone_without_counting_tries(
+    worlds: WorldMaker,
+) -> None:
+    doc = base_document()
+    customer(doc, 11)["callback"] = {"url": "http://127.0.0.1:9/nobody"}  # discard port: refused
+    world = await worlds(doc)
+    await world.send()
+    assert await world.callbacks.run_once() == 1  # refused: the endpoint is paused for 1 s
+    await world.send(dest="11987654322")
+    assert await world.callbacks.run_once() == 0  # the new event waits, untried
+    events = sorted(world.store.t.callbacks.values(), key=lambda e: e["id"])
+    assert [e["attempts"] for e in events] == [1, 0]
+    world.clock.advance(10)  # past the pause and the untried event's lease
+    assert await world.callbacks.run_once() == 2
+    assert [e["attempts"] for e in events] == [2, 1]
