@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import re
 import time
 from collections.abc import AsyncIterator
@@ -244,3 +245,22 @@ async def test_callback_retries_live_in_the_database(database_url: str, upstream
         finally:
             await restarted.aclose()
     assert [e["cdls_id"] for e in hook.got] == [str(sent.cdls_id)]
+
+
+async def test_a_rurl_gets_the_events_but_never_the_customers_credentials(
+    database_url: str, upstream: FakeUpstream
+) -> None:
+    """Issue 16: the provisioned callback's username and password go only to its own URL."""
+    async with Hook(failures=0) as own, Hook(failures=0) as elsewhere:
+        services = await open_gateway(
+            database_url, doc(upstream.url, callback_url=own.url), background_jobs=False, callback_allow=LOOPBACK
+        )
+        try:
+            await send(services, dest="11987650032", message="to mine")
+            await send(services, dest="11987650033", message="to the rurl", rurl=elsewhere.url + "?per=message")
+            assert services.callbacks is not None
+            assert await services.callbacks.run_once() == 2
+        finally:
+            await services.aclose()
+    assert own.auth == ["Basic " + base64.b64encode(b"hook:pw").decode()]
+    assert elsewhere.auth == [""] and len(elsewhere.got) == 1
