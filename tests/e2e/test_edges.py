@@ -3,6 +3,7 @@ bodies of odd types, slow clients)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import time
@@ -123,5 +124,12 @@ def test_slow_clients(pombo):
         got = sock.recv(65536)
         sock.close()
         assert time.monotonic() - start < 8 and _answer(got)[0] == 408, got
+        # headers without end, sent fast: 431 and closed, not read into memory for ever
+        sock = _connect(port)
+        with contextlib.suppress(OSError):  # the server may close while we are still sending
+            sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n" + b"X-Big: " + b"a" * 400_000)
+        got = sock.recv(65536)
+        sock.close()
+        assert _answer(got)[0] == 431, got[:200]
         # and the server still serves everyone else
         assert client.send(T["velip"], client.dest()).code == "0"
