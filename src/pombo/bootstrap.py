@@ -30,6 +30,7 @@ from pombo.services.make_sms import MakeSms
 from pombo.services.operator import Operator
 from pombo.services.reconcile import Reconciler, every
 from pombo.services.status import Status
+from pombo.services.urlguard import UrlGuard
 
 log = structlog.get_logger("pombo")
 
@@ -110,6 +111,7 @@ async def build_services(settings: Settings, *, clock: Clock | None = None, stor
     )
 
     operator = Operator(store=store, clock=clock)
+    guard = UrlGuard(settings.callback_allow)
 
     async def issue(customer_id: int, user_id: int | None) -> str:  # GetUserID tsid=1
         return await operator.mint_token(
@@ -127,6 +129,7 @@ async def build_services(settings: Settings, *, clock: Clock | None = None, stor
             clock=clock,
             tz=settings.tz,
             adm_customer_id=settings.adm_customer_id,
+            url_guard=guard,
         ),
         accounts=Accounts(store=store, authenticator=authenticator, token_issuer=issue),
         status=Status(store=store, authenticator=authenticator, tz=settings.tz),
@@ -146,12 +149,16 @@ async def build_services(settings: Settings, *, clock: Clock | None = None, stor
         tz=settings.tz,
         max_tries=settings.callback_max_tries,
         base_delay=settings.callback_base_delay,
+        guard=guard,
+        timeout=settings.callback_timeout,
+        per_customer=settings.callback_concurrency,
     )
     services.reconciler, services.callbacks = reconciler, callbacks
     jobs = (
         (settings.reconcile_every, reconciler.run_once, "reconcile"),
         (settings.poll_every, reconciler.poll, "poll"),
-        (settings.callback_every, callbacks.run_once, "callbacks"),
+        # starts the due pushes and returns: a slow endpoint never holds the next claim
+        (settings.callback_every, callbacks.pump, "callbacks"),
         (MAINTAIN_EVERY, store.maintain, "maintain"),
         (AUTH_PRUNE_EVERY, operator.prune_auth_failures, "auth_prune"),
     )

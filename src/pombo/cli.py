@@ -60,6 +60,7 @@ def _serve(settings: Settings, *, host: str, port: int, workers: int) -> None:
     import uvicorn
 
     from pombo.api.app import create_app
+    from pombo.api.server import PROTOCOL
     from pombo.bootstrap import upgrade_database
 
     upgrade_database(settings.database_url)  # once, before any worker starts
@@ -72,6 +73,11 @@ def _serve(settings: Settings, *, host: str, port: int, workers: int) -> None:
         "lifespan": "on",
         "backlog": 2048,
         "timeout_keep_alive": 30,
+        # slow clients: headers within POMBO_HEADER_TIMEOUT (this protocol), the body within
+        # POMBO_BODY_TIMEOUT (the app), and at most POMBO_LIMIT_CONCURRENCY connections and
+        # requests per worker (503 past it)
+        "http": PROTOCOL,
+        "limit_concurrency": settings.limit_concurrency,
     }
     if workers > 1:
         # each worker builds its own app from the environment
@@ -180,11 +186,11 @@ def messages(as_json: bool, limit: int, **filters: Any) -> None:
     rows = _operate(settings, lambda op: op.search_messages(where=where, limit=limit))
     if as_json:
         for row in rows:
-            click.echo(orjson.dumps({**render(row, settings.tz), "customer_id": row["customer_id"]}).decode())
+            click.echo(orjson.dumps({**render(row, settings.tz, scrub=None), "customer_id": row["customer_id"]}).decode())
         return
     click.echo(f"{'cdls_id':>8} {'cust':>5} {'dest':<14} {'code':>4} {'delivery':<11} {'connection':<10} {'value':>8}  created_at                 text")
     for row in rows:
-        r = render(row, settings.tz)
+        r = render(row, settings.tz, scrub=None)
         click.echo(
             f"{r['cdls_id']:>8} {row['customer_id']:>5} {r['dest']:<14} {r['status_code']:>4} "
             f"{r['delivery']:<11} {r['connection']:<10} {r['value']:>8}  {r['created_at']}  {r['text'][:40]!r}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, field_validator
@@ -28,6 +29,18 @@ class Settings(BaseSettings):
     callback_every: float = 1.0
     callback_max_tries: int = 8
     callback_base_delay: float = 2.0
+    # customer callbacks and rurl may reach only public addresses; a private deployment names
+    # the ranges its callbacks may reach besides (JSON list of CIDRs, e.g. ["10.0.0.0/8"]).
+    # The cloud metadata addresses stay refused whatever is allowed.
+    callback_allow: tuple[str, ...] = ()
+    callback_concurrency: int = 4  # pushes in flight per customer (per worker)
+    callback_timeout: float = 10.0  # one push, connect to answer
+    # slow clients: the headers must arrive within header_timeout seconds of the connection
+    # (or of the request's first byte on a kept-alive one), the body within body_timeout of its
+    # start (else 408); limit_concurrency bounds connections + requests per worker (503 past it)
+    header_timeout: float = 10.0
+    body_timeout: float = 10.0
+    limit_concurrency: int = 1000
     not_found_after: float = 300.0
     background_jobs: bool = True  # tests that drive the jobs by hand turn them off
     # PostgreSQL: false commits sends without waiting for the WAL flush (~25% more sends/s here);
@@ -47,6 +60,16 @@ class Settings(BaseSettings):
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError) as exc:
             raise ValueError(f"unknown timezone: {value!r}") from exc
+        return value
+
+    @field_validator("callback_allow")
+    @classmethod
+    def _networks(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for item in value:
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError as exc:
+                raise ValueError(f"callback_allow: not a network: {item!r}") from exc
         return value
 
     @property

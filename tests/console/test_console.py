@@ -165,17 +165,24 @@ async def test_logout_ends_the_session(console: Client) -> None:
     assert status == 303
 
 
-async def test_lockout_after_five_failures_per_username(live: Live) -> None:
-    async for first in _client(live):
-        for _ in range(5):
-            status, _, _ = await first.login(LOCKED_OPERATOR, "wrong-password")
-            assert status == 401
-        status, page, _ = await first.login(LOCKED_OPERATOR, PASSWORD)  # right, but locked
-        assert status == 429 and ("10 minut" in page)
-    async for other in _client(live):  # the username is locked from every address
+async def test_lockout_after_five_failures_per_username_and_address(live: Live) -> None:
+    async for known in _client(live):  # the operator signed in from this browser before
+        assert (await known.login(LOCKED_OPERATOR, PASSWORD))[0] == 303
+        known_cookie = next(c for c in known.http.cookie_jar if c.key == "pombo_console_known")
+        async for attacker in _client(live):
+            for _ in range(5):
+                status, _, _ = await attacker.login(LOCKED_OPERATOR, "wrong-password")
+                assert status == 401
+            status, page, _ = await attacker.login(LOCKED_OPERATOR, PASSWORD)  # right, but locked here
+            assert status == 429 and ("10 minut" in page)
+            status, _, _ = await attacker.login()  # other operators are not
+            assert status == 303
+            # the real operator's browser, even from the attacker's address, still gets in
+            attacker.http.cookie_jar.clear()
+            attacker.http.cookie_jar.update_cookies({"pombo_console_known": known_cookie.value})
+            assert (await attacker.login(LOCKED_OPERATOR, PASSWORD))[0] == 303
+    async for other in _client(live):  # and so does the operator from any other address
         status, _, _ = await other.login(LOCKED_OPERATOR, PASSWORD)
-        assert status == 429
-        status, _, _ = await other.login()  # other operators are not
         assert status == 303
 
 

@@ -47,9 +47,19 @@ def test_sessions_expire_and_bind_their_csrf_token() -> None:
     assert not security.same_token("x", None) and not security.same_token("x", "")
 
 
-def test_lock_names_fit_the_column() -> None:
-    assert lock_name("ana") == "console:ana"
-    assert len(lock_name("x" * 64)) == 64
+def test_lock_names_fit_the_column_and_name_the_place() -> None:
+    assert lock_name("ana", "ip:10.0.0.1").startswith("console:")
+    assert len(lock_name("x" * 64, "ip:" + "f" * 45)) <= 64
+    assert lock_name("ana", "ip:10.0.0.1") != lock_name("ana", "ip:10.0.0.2") != lock_name("bob", "ip:10.0.0.2")
+
+
+def test_known_browser_cookie_names_its_username() -> None:
+    value, browser = security.known_cookie(SECRET, username="ana", browser=None)
+    assert security.known_browser(SECRET, value, username="ana") == browser
+    assert security.known_browser(SECRET, value, username="bob") is None
+    assert security.known_browser(b"another-secret", value, username="ana") is None
+    assert security.known_browser(SECRET, value + "x", username="ana") is None
+    assert security.known_cookie(SECRET, username="ana", browser=browser)[1] == browser
 
 
 def test_every_label_used_by_a_template_exists_in_both_languages() -> None:

@@ -11,6 +11,7 @@ import pytest
 
 from pombo.ports import Store
 from tests.contract.conftest import (
+    OTHER,
     RESELLER,
     RESELLER_PRICE,
     SHOP,
@@ -343,3 +344,20 @@ async def test_an_event_not_yet_due_waits(shop: Store) -> None:
     await shop.settle_ok(message_id=mid, upstream_id="u", raw="ok", now=T0 + 5)
     assert await shop.due_callbacks(now=T0 + 4.9, lease=30, limit=10) == []
     assert len(await shop.due_callbacks(now=T0 + 5, lease=30, limit=10)) == 1
+
+
+async def test_per_customer_claims_take_turns(shop: Store) -> None:
+    """Issue 16: at most `per_customer` events of one customer per claim, the customers taking
+    turns (each one's first, then each one's second...), so one backlog never hides another."""
+    mine = []
+    for i in range(4):
+        mid = await accepted(shop, dest=f"55119876502{i:02d}", notify_url=HOOK)
+        await shop.settle_ok(message_id=mid, upstream_id=f"s{i}", raw="ok", now=T0 + 1)
+        mine.append(mid)
+    other = await accepted(shop, customer_id=OTHER, dest="5511987650299", notify_url=HOOK)
+    await shop.settle_ok(message_id=other, upstream_id="o", raw="ok", now=T0 + 1)
+    claimed = await shop.due_callbacks(now=T0 + 10, lease=30, limit=3, per_customer=2)
+    assert [e["message_id"] for e in claimed] == [mine[0], other, mine[1]]
+    assert [e["customer_id"] for e in claimed] == [SHOP, OTHER, SHOP]
+    rest = await shop.due_callbacks(now=T0 + 10, lease=30, limit=10, per_customer=2)
+    assert [e["message_id"] for e in rest] == [mine[2], mine[3]]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import html
 import itertools
 import json as jsonlib
 import socket
@@ -23,7 +24,7 @@ from aiohttp import web
 KINDS = ("wavy", "tww", "kannel", "http")
 # status queries: Wavy's status search, TWW's StatusSMS (one SeuNum) and StatusSMSNaoLido (unread)
 QUERY_KINDS = ("wavy-status", "tww-status", "tww-unread")
-MODES = ("ok", "error", "custom", "reset", "hang")
+MODES = ("ok", "error", "custom", "reset", "hang", "echo")
 
 TWW_NS = "https://www.twwwireless.com.br/reluzcap/wsreluzcap"
 
@@ -127,8 +128,9 @@ class FakeUpstream:
         tww <string>NOK</string>, kannel 403 "Authorization failed for sendsms", http 200
         {"status": "error"}), "custom" (status, default 200, and body as given; a 3xx also
         gets a Location back to this server), "reset" (close the connection without an
-        answer), "hang" (never answer). `delay` seconds pass before any of them. `headers` go
-        with a custom answer (e.g. {"Retry-After": "7"} on a 503).
+        answer), "hang" (never answer), "echo" (a 500 error page quoting the whole request
+        line, as some gateways' debug pages do). `delay` seconds pass before any of them.
+        `headers` go with a custom answer (e.g. {"Retry-After": "7"} on a 503).
         """
         if kind not in KINDS + QUERY_KINDS:
             raise ValueError(f"unknown kind {kind!r}")
@@ -271,6 +273,9 @@ class FakeUpstream:
             )
         if behaviour.mode == "error":
             return _error_answer(kind)
+        if behaviour.mode == "echo":
+            page = f"<html><body><h1>500 Internal Error</h1><p>{html.escape(request.method + ' ' + request.raw_path)}</p></body></html>"
+            return web.Response(status=500, text=page, content_type="text/html")
         return self.ok_answer(kind, received)
 
     def _over_the_cap(self) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import re
 import time
 from collections.abc import AsyncIterator
@@ -160,6 +161,9 @@ async def test_two_reconcilers_never_settle_one_message_twice(gw: Services, upst
     await assert_ledger_balanced(gw)
 
 
+LOOPBACK = ["127.0.0.0/8"]  # the hooks listen on loopback, which production refuses
+
+
 class Hook:
     """A customer's callback endpoint that fails `failures` times, then accepts."""
 
@@ -197,7 +201,8 @@ class Hook:
 async def test_callbacks_survive_failures_in_order(database_url: str, upstream: FakeUpstream) -> None:
     async with Hook(failures=3) as hook:
         services = await open_gateway(
-            database_url, doc(upstream.url, callback_url=hook.url), callback_base_delay=0.05, background_jobs=False
+            database_url, doc(upstream.url, callback_url=hook.url), callback_base_delay=0.05, background_jobs=False,
+            callback_allow=LOOPBACK,
         )
         try:
             sent = await send(services, dest="11987650030", message="hi")
@@ -224,13 +229,15 @@ async def test_callbacks_survive_failures_in_order(database_url: str, upstream: 
 async def test_callback_retries_live_in_the_database(database_url: str, upstream: FakeUpstream) -> None:
     async with Hook(failures=1) as hook:
         services = await open_gateway(
-            database_url, doc(upstream.url, callback_url=hook.url), callback_base_delay=0.05, background_jobs=False
+            database_url, doc(upstream.url, callback_url=hook.url), callback_base_delay=0.05, background_jobs=False,
+            callback_allow=LOOPBACK,
         )
         sent = await send(services, dest="11987650031", message="hi", rurl=hook.url + "?per=message")
         assert services.callbacks is not None
         assert await services.callbacks.run_once() == 1  # fails once: kept, with its attempt
         await services.aclose()
-        restarted = await open_gateway(database_url, doc(upstream.url, callback_url=hook.url), background_jobs=False)
+        restarted = await open_gateway(database_url, doc(upstream.url, callback_url=hook.url), background_jobs=False,
+                                       callback_allow=LOOPBACK)
         try:
             assert restarted.callbacks is not None
             await asyncio.sleep(0.1)
@@ -238,3 +245,22 @@ async def test_callback_retries_live_in_the_database(database_url: str, upstream
         finally:
             await restarted.aclose()
     assert [e["cdls_id"] for e in hook.got] == [str(sent.cdls_id)]
+
+
+async def test_a_rurl_gets_the_events_but_never_the_customers_credentials(
+    database_url: str, upstream: FakeUpstream
+) -> None:
+    """Issue 16: the provisioned callback's username and password go only to its own URL."""
+    async with Hook(failures=0) as own, Hook(failures=0) as elsewhere:
+        services = await open_gateway(
+            database_url, doc(upstream.url, callback_url=own.url), background_jobs=False, callback_allow=LOOPBACK
+        )
+        try:
+            await send(services, dest="11987650032", message="to mine")
+            await send(services, dest="11987650033", message="to the rurl", rurl=elsewhere.url + "?per=message")
+            assert services.callbacks is not None
+            assert await services.callbacks.run_once() == 2
+        finally:
+            await services.aclose()
+    assert own.auth == ["Basic " + base64.b64encode(b"hook:pw").decode()]
+    assert elsewhere.auth == [""] and len(elsewhere.got) == 1

@@ -229,8 +229,17 @@ async def test_operator_logins(services: Services) -> None:
     assert len(secret) >= 48 and await operator.console_secret() == secret
     for _ in range(5):
         await operator.login_failed(ip="10.7.7.7", username="ana")
-    assert await operator.login_block(ip="10.7.7.8", username="ana") == 132
+    assert await operator.login_block(ip="10.7.7.7", username="ana") == 132  # from that address
+    assert await operator.login_block(ip="10.7.7.8", username="ana") is None  # not from another
+    assert await operator.login_block(ip="10.7.7.7", username="ana", browser="known-1") is None
     assert await operator.login_block(ip="10.7.7.8", username="bob") is None
+    for i in range(20):
+        await operator.login_failed(ip="10.7.7.9", username=f"nobody-{i}")
+    assert await operator.login_block(ip="10.7.7.9", username="ana") == 131  # the 20-per-address rule
+    assert await operator.login_block(ip="10.7.7.9", username="ana", browser="known-1") is None
+    for _ in range(5):
+        await operator.login_failed(ip="10.7.7.9", username="ana", browser="known-1")
+    assert await operator.login_block(ip="10.7.7.9", username="ana", browser="known-1") == 132
 
 
 # ---------------------------------------------------------------- what the console reads

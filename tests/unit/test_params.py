@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from pombo.api.envelope import http_status
-from pombo.api.params import BadBody, decode_form, decode_json
+from pombo.api.params import BadBody, body_kind, decode_form, decode_json
 
 
 @pytest.mark.parametrize(
@@ -49,3 +49,28 @@ def test_decode_json_rejects(raw: bytes) -> None:
 )
 def test_http_status(code: int, status: int) -> None:
     assert http_status(code) == status
+
+
+# ------------------------------------------------------------------ SPEC §1: bodies by type, or by look
+
+@pytest.mark.parametrize(
+    ("ctype", "body", "kind"),
+    [
+        ("application/json", b"{}", "json"),
+        ("application/vnd.api+json", b"{}", "json"),
+        ("multipart/form-data", b"--x", "multipart"),
+        ("application/x-www-form-urlencoded", b"{a=1", "form"),
+        ("", b'{"tsid": "x"}', "json"),
+        ("", b' \r\n\t{"tsid": "x"}', "json"),
+        ("", b"tsid=x&dest=1", "form"),
+        ("text/plain", b'{"tsid": "x"}', "json"),
+        ("text/plain", b"tsid=x", "form"),
+        ("text/plain", b"[1, 2]", "form"),
+        ("application/xml", b"<a/>", None),
+        ("application/octet-stream", b"tsid=x", None),
+        ("text/html", b"tsid=x", None),
+        ("*/*", b"tsid=x", None),
+    ],
+)
+def test_body_kind(ctype: str, body: bytes, kind: str | None) -> None:
+    assert body_kind(ctype, body) == kind

@@ -18,7 +18,8 @@ from pombo.api import envelope as env
 from pombo.api.docs import docs_page
 from pombo.api.net import client_ip
 from pombo.api.openapi import openapi_document
-from pombo.api.params import BadBody, TooLarge, credentials, read_params
+from pombo.api.params import BadBody, SlowBody, TooLarge, UnsupportedType, credentials, read_params
+from pombo.api.server import HeaderDeadlineProtocol
 from pombo.bootstrap import Services, build_services
 from pombo.config import Settings, load_settings
 from pombo.console import console_mount
@@ -43,18 +44,27 @@ def log_bug(event: str, **fields: Any) -> str:
 
 
 def api_endpoint(
-    name: str, handler: Handler, *, json_params: bool = True
+    name: str, handler: Handler, *, json_params: bool = True, strict_type: bool = True
 ) -> Callable[[Request], Awaitable[Response]]:
     """Wrap a handler with body parsing, the envelope for parse errors, and metrics."""
 
     async def endpoint(request: Request) -> Response:
         services: Services = request.app.state.services
         try:
-            params, body = await read_params(request, json_params=json_params)
+            params, body = await read_params(
+                request, json_params=json_params, strict_type=strict_type,
+                body_timeout=services.settings.body_timeout,
+            )
         except TooLarge:
             response = env.envelope(codes.REQUEST_TOO_LARGE, codes.TEXTS[codes.REQUEST_TOO_LARGE], cdls_id="0")
             metrics.ANSWERS.labels(name, "413").inc()
             return response
+        except SlowBody:
+            metrics.ANSWERS.labels(name, "408").inc()
+            return env.envelope(codes.REQUEST_TIMEOUT, codes.TEXTS[codes.REQUEST_TIMEOUT], cdls_id="0")
+        except UnsupportedType as exc:
+            metrics.ANSWERS.labels(name, "400").inc()
+            return env.rejection(codes.unsupported_type(exc.ctype), cdls_id="0")
         except BadBody:
             metrics.ANSWERS.labels(name, "400").inc()
             return env.envelope(codes.BAD_REQUEST, codes.TEXTS[codes.BAD_REQUEST], cdls_id="0")
@@ -201,6 +211,7 @@ class Gateway:
 def create_app(settings: Settings | None = None, **build_options: Any) -> Gateway:
     """The app; everything with I/O is built in the lifespan, not at import."""
     settings = settings or load_settings()
+    HeaderDeadlineProtocol.header_timeout = settings.header_timeout  # this worker's connections
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -214,7 +225,7 @@ def create_app(settings: Settings | None = None, **build_options: Any) -> Gatewa
     routes = [
         *_api_routes(),
         # a report's JSON is the connection's own format (Wavy posts a list): the parser reads it
-        Route("/dlr/{connection}/{secret}", api_endpoint("dlr", dlr, json_params=False), methods=["GET", "POST"]),
+        Route("/dlr/{connection}/{secret}", api_endpoint("dlr", dlr, json_params=False, strict_type=False), methods=["GET", "POST"]),
         # a missing secret (or connection) is refused like a wrong one, not "not found"
         Route("/dlr", dlr_forbidden, methods=["GET", "POST"]),
         Route("/dlr/{rest:path}", dlr_forbidden, methods=["GET", "POST"]),

@@ -16,13 +16,13 @@ INTERNAL_ERROR = 500
 
 
 def http_status(code: int) -> int:
-    """200 for 0 and 1; 401 for 1xx; 413 for an oversized body; 503 and 500 as they are; 400 for the rest."""
+    """200 for 0 and 1; 401 for 1xx; 413 for an oversized body, 408 for a slow one; 503 and 500 as they are; 400 for the rest."""
     if code in (codes.OK, codes.WR):
         return 200
     if 100 <= code <= 199:
         return 401
-    if code == codes.REQUEST_TOO_LARGE:
-        return 413
+    if code in (codes.REQUEST_TOO_LARGE, codes.REQUEST_TIMEOUT):
+        return code
     if code in (UNAVAILABLE, INTERNAL_ERROR):
         return code
     return 400

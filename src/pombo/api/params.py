@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 from urllib.parse import unquote_to_bytes
@@ -21,6 +22,18 @@ class BadBody(Exception):
 
 class TooLarge(Exception):
     """The body is over 64 KiB (413)."""
+
+
+class SlowBody(Exception):
+    """The body did not arrive within the body timeout (408)."""
+
+
+class UnsupportedType(Exception):
+    """A body of a content type Pombo cannot read (400 `unsupported content type: <type>`)."""
+
+    def __init__(self, ctype: str) -> None:
+        super().__init__(ctype)
+        self.ctype = ctype
 
 
 def decode_form(raw: bytes) -> dict[str, str]:
@@ -74,8 +87,20 @@ def decode_json(raw: bytes) -> dict[str, str]:
     return out
 
 
-async def read_body(request: Request) -> bytes:
-    """The body, refusing more than 64 KiB without reading it all."""
+async def read_body(request: Request, *, timeout: float | None = None) -> bytes:
+    """The body, refusing more than 64 KiB without reading it all, and (SlowBody) one that has
+    not fully arrived `timeout` seconds after its reading began."""
+    if timeout is None:
+        return await _read_body(request)
+    try:
+        async with asyncio.timeout(timeout):
+            return await _read_body(request)
+    except TimeoutError:
+        # a trickle or a body shorter than its Content-Length: the client stopped sending
+        raise SlowBody() from None
+
+
+async def _read_body(request: Request) -> bytes:
     declared = request.headers.get("content-length")
     if declared is not None:
         if not (declared.isascii() and declared.isdigit()):
@@ -123,26 +148,47 @@ def _without_nul(params: dict[str, str]) -> dict[str, str]:
     return params
 
 
-async def read_params(request: Request, *, json_params: bool = True) -> tuple[dict[str, str], bytes]:
+async def read_params(
+    request: Request, *, json_params: bool = True, strict_type: bool = True, body_timeout: float | None = None
+) -> tuple[dict[str, str], bytes]:
     """Merged parameters (a query key wins over the same body key) and the raw body.
 
     json_params=False leaves a JSON body to the caller (delivery reports: Wavy posts a list).
+    strict_type=False ignores a body of a type that carries no parameters (delivery reports)
+    instead of refusing it (UnsupportedType, SPEC §1).
     """
-    body = await read_body(request) if request.method != "GET" else b""
+    body = await read_body(request, timeout=body_timeout) if request.method != "GET" else b""
     params: dict[str, str] = {}
     if body:
-        ctype = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
-        if ctype == "application/json" or ctype.endswith("+json"):
+        given = request.headers.get("content-type", "").split(";", 1)[0].strip()
+        kind = body_kind(given.lower(), body)
+        if kind == "json":
             params = decode_json(body) if json_params else {}
-        elif ctype == "multipart/form-data":
+        elif kind == "multipart":
             params = await _multipart(request, body)
-        elif ctype in ("application/x-www-form-urlencoded", ""):
+        elif kind == "form":
             params = decode_form(body)
-        # any other content type carries no parameters (the body is ignored, as PHP does)
+        elif strict_type:
+            raise UnsupportedType(given)
     query = request.scope.get("query_string", b"")
     if query:
         params.update(decode_form(query))
     return _without_nul(params), body
+
+
+def body_kind(ctype: str, body: bytes) -> str | None:
+    """json, multipart or form for a media type (lower case, no parameters); None when Pombo
+    cannot read it. No type or text/plain is read by its look (SPEC §1): JSON when its first
+    non-blank character is `{`, a form otherwise."""
+    if ctype == "application/json" or ctype.endswith("+json"):
+        return "json"
+    if ctype == "multipart/form-data":
+        return "multipart"
+    if ctype == "application/x-www-form-urlencoded":
+        return "form"
+    if ctype in ("", "text/plain"):
+        return "json" if body.lstrip()[:1] == b"{" else "form"
+    return None
 
 
 def credentials(request: Request, params: dict[str, str], ip: str) -> Credentials:

@@ -74,19 +74,22 @@ async def login(request: Request) -> Response:
     password = form.get("password", "")[:1024]
     target = form.get("next")
     operator_svc, ip = operator_service(request), _client_ip(request)
-    blocked = await operator_svc.login_block(ip=ip, username=username)
+    browser = security.known_browser(cs.secret, request.cookies.get(security.KNOWN_COOKIE), username=username)
+    blocked = await operator_svc.login_block(ip=ip, username=username, browser=browser)
     if blocked is not None:
-        log.warning("console_login_blocked", ip=ip, username=username[:32], code=blocked)
+        log.warning("console_login_blocked", ip=ip, username=username[:32], code=blocked, known=browser is not None)
         return _login_page(request, status=429, error_key=f"login_{blocked}", username=username, target=target)
     operator = await operator_svc.verify_operator(username=username, password=password)
     if operator is None:
-        await operator_svc.login_failed(ip=ip, username=username)
+        await operator_svc.login_failed(ip=ip, username=username, browser=browser)
         log.warning("console_login_failed", ip=ip, username=username[:32])
         return _login_page(request, status=401, error_key="login_failed", username=username, target=target)
     cookie, _ = security.new_session(cs.secret, operator_id=operator.id, username=operator.username,
                                      now=time.time())
     response = see_other(_next(target))
     set_cookie(response, request, security.SESSION_COOKIE, cookie, max_age=int(security.SESSION_TTL))
+    known, _ = security.known_cookie(cs.secret, username=operator.username, browser=browser)
+    set_cookie(response, request, security.KNOWN_COOKIE, known, max_age=security.KNOWN_TTL, strict=True)
     response.delete_cookie(security.LOGIN_COOKIE, path=ROOT)
     log.info("console_login", operator=operator.username, ip=ip)
     return response

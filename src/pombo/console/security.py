@@ -3,7 +3,9 @@
 The signing secret is stored (made on first use, services.operator.Operator.console_secret), so
 every worker and every restart agrees on it. A session names its operator and when it was
 issued; it is void once expired or once the operator logged out (its sessions_after moved past
-it). The login lockout is the operator service's (login_block, login_failed).
+it). The login lockout is the operator service's (login_block, login_failed); a browser that
+signed in before carries a signed "known browser" cookie naming the username and a random id of
+its own, so wrong passwords typed elsewhere (even from its address) never lock it out.
 """
 
 from __future__ import annotations
@@ -19,7 +21,9 @@ from typing import Any
 
 SESSION_COOKIE = "pombo_console"
 LOGIN_COOKIE = "pombo_console_login"  # double-submit CSRF token of the login form
+KNOWN_COOKIE = "pombo_console_known"  # this browser signed in as this username before
 SESSION_TTL = 8 * 3600.0
+KNOWN_TTL = 180 * 86400
 
 
 def _b64(data: bytes) -> str:
@@ -100,3 +104,17 @@ def same_token(expected: str, given: str | None) -> bool:
 def new_nonce() -> str:
     """A random value for the login form's double-submit cookie."""
     return secrets.token_urlsafe(18)
+
+
+def known_cookie(secret: bytes, *, username: str, browser: str | None) -> tuple[str, str]:
+    """The known-browser cookie for a username (a new browser id when none); (value, id)."""
+    browser = browser or secrets.token_urlsafe(18)
+    return sign(secret, {"k": username, "b": browser}), browser
+
+
+def known_browser(secret: bytes, value: str | None, *, username: str) -> str | None:
+    """The browser id in a valid known-browser cookie for this username, else None."""
+    payload = unsign(secret, value)
+    if payload is None or payload.get("k") != username or not isinstance(payload.get("b"), str):
+        return None
+    return str(payload["b"])[:40]

@@ -30,6 +30,7 @@ NUMBER_BLOCKED = 260
 BLOCKED_TEXT = 270
 PROVIDER_ERROR = 300
 BAD_REQUEST = 400
+REQUEST_TIMEOUT = 408
 REQUEST_TOO_LARGE = 413
 
 TEXTS: dict[int, str] = {
@@ -59,6 +60,7 @@ TEXTS: dict[int, str] = {
     BLOCKED_TEXT: "Blocked text",
     PROVIDER_ERROR: "error sms provider",
     BAD_REQUEST: "bad request",
+    REQUEST_TIMEOUT: "request timeout",
     REQUEST_TOO_LARGE: "request too large",
 }
 
@@ -88,6 +90,14 @@ class Rejection:
 
     def __repr__(self) -> str:
         return f"Rejection({self.code}, {self.status!r})"
+
+
+def unsupported_type(ctype: str) -> Rejection:
+    """400 for a body of a type Pombo cannot read (SPEC §1), naming the type."""
+    return Rejection(BAD_REQUEST, f"unsupported content type: {ctype[:100]}")
+
+
+RURL_NOT_ALLOWED = Rejection(BAD_REQUEST, "rurl not allowed")
 
 
 def reject(code: int) -> Rejection:

@@ -69,16 +69,8 @@ def parse_request(params: Mapping[str, str]) -> SendRequest:
         cp_id=(params.get("cp_id") or "")[:CTID_MAX] or None,
         cd_id=(params.get("cd_id") or "")[:CTID_MAX] or None,
         provider=(params.get("provider") or "").strip().lower() or None,
-        rurl=_http_url(params.get("rurl")),
+        rurl=(params.get("rurl") or "").strip() or None,
     )
-
-
-def _http_url(value: str | None) -> str | None:
-    """A per-message callback URL, kept only when it is an http(s) URL (else ignored)."""
-    value = (value or "").strip()
-    if value.lower().startswith(("http://", "https://")) and len(value) <= 2000 and " " not in value:
-        return value
-    return None
 
 
 def notify_url(draft: Draft) -> str | None:

@@ -173,8 +173,11 @@ class MessageLog(Protocol):
 class Outbox(Protocol):
     """Callback events, written with the change they announce."""
 
-    async def due_callbacks(self, *, now: float, lease: float, limit: int) -> list[MessageRow]:
-        """Claim the callback events due now (in order per message)."""
+    async def due_callbacks(
+        self, *, now: float, lease: float, limit: int, per_customer: int | None = None
+    ) -> list[MessageRow]:
+        """Claim the callback events due now (in order per message; at most `per_customer` of
+        any one customer, the customers taking turns, so one backlog never hides the others)."""
         ...
 
     async def callback_done(self, *, event_id: int, now: float) -> None:

@@ -15,6 +15,7 @@ from pombo.domain.send import Draft, notify_url, parse_request, run_checks
 from pombo.ports import AcceptSpec, Catalogs, Clock, SendLedger
 from pombo.services.auth import Authenticator, Credentials
 from pombo.services.dispatch import Dispatcher
+from pombo.services.urlguard import UrlGuard
 
 
 class SendingStore(Catalogs, SendLedger, Protocol):
@@ -42,6 +43,7 @@ class MakeSms:
         clock: Clock,
         tz: ZoneInfo,
         adm_customer_id: int,
+        url_guard: UrlGuard,
     ) -> None:
         self._store = store
         self._auth = authenticator
@@ -49,6 +51,7 @@ class MakeSms:
         self._clock = clock
         self._tz = tz
         self._adm = adm_customer_id
+        self._guard = url_guard
 
     async def __call__(self, *, params: Mapping[str, str], creds: Credentials) -> SendResult:
         """Answer one MakeSMS request."""
@@ -65,6 +68,9 @@ class MakeSms:
         rejection = run_checks(draft)
         if rejection is not None:
             return _rejected(rejection)
+        # after the checks of SPEC §4 that need no database, before any that do: nothing charged
+        if draft.request.rurl is not None and not await self._guard.url_allowed(draft.request.rurl):
+            return _rejected(codes.RURL_NOT_ALLOWED)
         assert draft.connection is not None
         now = self._clock.now()
         spec = self._accept_spec(draft, user_id=principal.user_id, now=now)

@@ -8,6 +8,7 @@ invalidates this process's catalog, so its next request sees the change at once.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import secrets
 from typing import Any
 
@@ -30,6 +31,7 @@ MIN_PASSWORD = 8
 MAX_USERNAME = 64
 LOCK_PREFIX = "console:"  # console failures share auth_failures with the API, under names of their own
 LOGIN_POLICY = AuthPolicy()
+NO_ADDRESS = "browser:"  # an "address" no failure is ever counted under: its own trials only
 
 
 class OperatorError(ValueError):
@@ -44,9 +46,12 @@ def check_username(username: str) -> str:
     return name
 
 
-def lock_name(username: str) -> str:
-    """The name under which a console username's failures are counted."""
-    return (LOCK_PREFIX + username)[:64]
+def lock_name(username: str, where: str) -> str:
+    """The name under which a console username's failures are counted from one place (an
+    address, or a browser that signed in before): a digest, so any username and IPv6 address
+    fit the column and the pair is never cut into a collision."""
+    digest = hashlib.sha256(f"{username}\0{where}".encode()).hexdigest()[:48]
+    return LOCK_PREFIX + digest
 
 
 class Operator(OperatorViews):
@@ -159,15 +164,32 @@ class Operator(OperatorViews):
         """The console's signing secret, made by whichever process asks first."""
         return (await self._store.console_secret(candidate=secrets.token_urlsafe(48))).encode()
 
-    async def login_block(self, *, ip: str, username: str) -> int | None:
-        """199 (IP blocked), 131 (IP trials) or 132 (user trials) when a login must be refused."""
-        return await self._store.auth_block(
-            ip=ip, username=lock_name(username), policy=LOGIN_POLICY, now=self._clock.now()
-        )
+    async def login_block(self, *, ip: str, username: str, browser: str | None = None) -> int | None:
+        """199 (IP blocked), 131 (IP trials) or 132 (user trials) when a login must be refused.
 
-    async def login_failed(self, *, ip: str, username: str) -> None:
+        The username's trials count per (username, address): wrong passwords for `admin` from one
+        address lock `admin` out of that address only, never the operator elsewhere. A browser
+        that signed in as this username before (`browser`, from its signed cookie) has trials of
+        its own and is not held by its address's 20-failure rule (131); a permanent block (199)
+        holds everyone."""
+        code = await self._store.auth_block(
+            ip=ip, username=_lock_for(username, ip, browser), policy=LOGIN_POLICY, now=self._clock.now()
+        )
+        if browser is not None and code == codes.IP_TRIALS_EXCEEDED:
+            # a known browser behind the attacker's address: only its own failures count
+            code = await self._store.auth_block(
+                ip=NO_ADDRESS + browser[:32], username=_lock_for(username, ip, browser),
+                policy=LOGIN_POLICY, now=self._clock.now(),
+            )
+        return code
+
+    async def login_failed(self, *, ip: str, username: str, browser: str | None = None) -> None:
         """Count a wrong console username or password, as the API counts its own (SPEC §2)."""
         await self._store.record_auth_failure(
-            ip=ip, username=lock_name(username), code=codes.INVALID_USER_PASS, policy=LOGIN_POLICY,
-            now=self._clock.now(),
+            ip=ip, username=_lock_for(username, ip, browser), code=codes.INVALID_USER_PASS,
+            policy=LOGIN_POLICY, now=self._clock.now(),
         )
+
+
+def _lock_for(username: str, ip: str, browser: str | None) -> str:
+    return lock_name(username, "browser:" + browser if browser is not None else "ip:" + ip)

@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 from pombo.domain import codes, money
 from pombo.domain.codes import Rejection
 from pombo.domain.ints import uint
+from pombo.domain.scrub import Scrubber, scrubber_for
 from pombo.ports import Catalogs, MessageLog, MessageRow
 from pombo.services.auth import Authenticator, Credentials
 
@@ -50,7 +51,8 @@ class Status:
             "has_more": has_more,
             "next_id": str(rows[-1]["id"]) if has_more and rows else None,
         }
-        return pagination, [render(row, self._tz) for row in rows]
+        scrub = scrubber_for(catalog)
+        return pagination, [render(row, self._tz, scrub=scrub) for row in rows]
 
     async def _find(self, customer_id: int, params: Mapping[str, str]) -> tuple[list[MessageRow], bool]:
         maxreg = _int(params.get("maxreg"), DEFAULT_MAXREG, low=1, high=MAX_MAXREG)
@@ -105,9 +107,11 @@ def iso(ts: float | None, tz: ZoneInfo) -> str | None:
     return datetime.fromtimestamp(ts, tz).isoformat(timespec="seconds")
 
 
-def render(row: MessageRow, tz: ZoneInfo) -> dict[str, Any]:
-    """One log row as the customer sees it (never the connection's cost)."""
+def render(row: MessageRow, tz: ZoneInfo, *, scrub: Scrubber | None) -> dict[str, Any]:
+    """One log row as the customer sees it (never the connection's cost); with `scrub`, the
+    provider's words carry none of the connections' secrets (None: for the operator only)."""
     code = int(row["status_code"])
+    clean = scrub if scrub is not None else _same
     return {
         "cdls_id": str(row["id"]),
         "ctid": row["ctid"],
@@ -116,7 +120,7 @@ def render(row: MessageRow, tz: ZoneInfo) -> dict[str, Any]:
         "status": codes.TEXTS[code],
         "status_code": str(code),
         "connection": row["connection"],
-        "upstream_id": row["upstream_id"],
+        "upstream_id": clean(row["upstream_id"]),
         "value": money.fmt(row["value"]),
         "segments": row["segments"],
         "encoding": row["encoding"],
@@ -127,5 +131,9 @@ def render(row: MessageRow, tz: ZoneInfo) -> dict[str, Any]:
         "cp_id": row["cp_id"],
         "cd_id": row["cd_id"],
         "from": row["sender"],
-        "return_log": row["return_log"],
+        "return_log": clean(row["return_log"]),
     }
+
+
+def _same(text: str | None) -> str | None:
+    return text

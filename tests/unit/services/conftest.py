@@ -32,8 +32,12 @@ from pombo.services.make_sms import MakeSms, SendResult
 from pombo.services.provisioning import parse_document
 from pombo.services.reconcile import Reconciler
 from pombo.services.status import Status
+from pombo.services.urlguard import UrlGuard
 
 TZ = ZoneInfo("America/Sao_Paulo")
+# the receivers of these tests listen on loopback, which production refuses: allowed here as an
+# operator would allow a private range (POMBO_CALLBACK_ALLOW)
+LOOPBACK_GUARD = UrlGuard(["127.0.0.0/8"])
 NOON = datetime(2024, 6, 3, 12, 0, tzinfo=TZ).timestamp()  # a Monday, outside the night window
 ADM_ID = 2
 TOKEN = "shop-token-0001"  # customer 11, child of reseller 10
@@ -241,6 +245,7 @@ async def make_world(
     max_tries: int = 3,
     base_delay: float = 2.0,
     clock: FakeClock | None = None,
+    guard: UrlGuard = LOOPBACK_GUARD,
 ) -> World:
     """Build and provision a world: the one place where services are constructed."""
     store, clock, upstream = MemoryStore(), clock or FakeClock(), Upstream()
@@ -261,13 +266,14 @@ async def make_world(
         authenticator=authenticator,
         dispatcher=dispatcher,
         make_sms=MakeSms(store=store, authenticator=authenticator, dispatcher=dispatcher, clock=clock, tz=TZ,
-                         adm_customer_id=ADM_ID),
+                         adm_customer_id=ADM_ID, url_guard=guard),
         accounts=Accounts(store=store, authenticator=authenticator, token_issuer=issue),
         status=Status(store=store, authenticator=authenticator, tz=TZ),
         dlr=dlr,
         reconciler=Reconciler(store=store, connection_for=dispatcher.connection, reports=dlr, clock=clock,
                               not_found_after=not_found_after),
-        callbacks=CallbackSender(store=store, clock=clock, tz=TZ, max_tries=max_tries, base_delay=base_delay,
+        callbacks=CallbackSender(store=store, clock=clock, tz=TZ, guard=guard, max_tries=max_tries,
+                                 base_delay=base_delay,
                                  timeout=2.0),
         outcomes=outcomes,
     )

@@ -266,7 +266,7 @@ async def test_wr_that_finally_fails_is_refunded(world: World) -> None:
 @pytest.mark.parametrize(
     ("rurl", "expected"),
     [(None, "https://shop.test/cb"), ("https://mine.test/x?id=1", "https://mine.test/x?id=1"),
-     ("ftp://mine.test/x", "https://shop.test/cb"), ("  ", "https://shop.test/cb")],
+     ("  ", "https://shop.test/cb")],
 )
 async def test_notify_url_is_rurl_else_the_customer_callback(
     worlds: WorldMaker, rurl: str | None, expected: str

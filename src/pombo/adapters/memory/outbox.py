@@ -11,9 +11,12 @@ class CallbackOutbox:
 
     t: Tables
 
-    async def due_callbacks(self, *, now: float, lease: float, limit: int) -> list[MessageRow]:
-        """Claim the callback events due now (the oldest pending one of each message only), each
-        with its message row under "message"."""
+    async def due_callbacks(
+        self, *, now: float, lease: float, limit: int, per_customer: int | None = None
+    ) -> list[MessageRow]:
+        """Claim the callback events due now (the oldest pending one of each message only, at
+        most `per_customer` of a customer, customers taking turns), each with its message row
+        under "message"."""
         pending_before: set[int] = set()  # messages with an older pending event
         due: list[Row] = []
         for event in self.t.callbacks.values():
@@ -23,8 +26,15 @@ class CallbackOutbox:
             pending_before.add(event["message_id"])
             if first and event["next_at"] <= now and (event["lease_until"] is None or event["lease_until"] < now):
                 due.append(event)
+        rank: dict[int, int] = {}
+        ranked = []
+        for event in due:  # ids ascending: the n-th due event of its customer
+            rank[event["customer_id"]] = rank.get(event["customer_id"], 0) + 1
+            if per_customer is None or rank[event["customer_id"]] <= per_customer:
+                ranked.append((rank[event["customer_id"]], event["id"], event))
+        ranked.sort(key=lambda r: (r[0], r[1]) if per_customer is not None else r[1])
         out = []
-        for event in due[: max(limit, 0)]:
+        for _, _, event in ranked[: max(limit, 0)]:
             event["lease_until"] = float(now + lease)
             message = self.t.messages.get(event["message_id"])
             if message is not None:

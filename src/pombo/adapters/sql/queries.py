@@ -98,6 +98,14 @@ DUE_CALLBACKS = (
     "AND (c.lease_until IS NULL OR c.lease_until<?) AND NOT EXISTS (SELECT 1 FROM callbacks p "
     "WHERE p.message_id=c.message_id AND p.id<c.id AND p.state='pending') ORDER BY c.id LIMIT ?"
 )
+# the same, at most N per customer, customers taking turns (each one's 1st, then each one's 2nd...)
+DUE_CALLBACKS_FAIR = (
+    "SELECT d.id FROM (SELECT c.id, ROW_NUMBER() OVER (PARTITION BY c.customer_id ORDER BY c.id) AS rn "
+    "FROM callbacks c WHERE c.state='pending' AND c.next_at<=? "
+    "AND (c.lease_until IS NULL OR c.lease_until<?) AND NOT EXISTS (SELECT 1 FROM callbacks p "
+    "WHERE p.message_id=c.message_id AND p.id<c.id AND p.state='pending')) d "
+    "WHERE d.rn<=? ORDER BY d.rn, d.id LIMIT ?"
+)
 LEASE_CALLBACK = (
     "UPDATE callbacks SET lease_until=? WHERE id=? AND state='pending' "
     "AND (lease_until IS NULL OR lease_until<?)"

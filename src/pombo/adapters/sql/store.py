@@ -193,10 +193,17 @@ class SqlStore(CatalogSide, OperatorSide):
 
     # ------------------------------------------------------------ customer callbacks
 
-    async def due_callbacks(self, *, now: float, lease: float, limit: int) -> list[MessageRow]:
-        """Claim callback events that are due (the oldest pending one of each message only),
-        each with its message row under "message"."""
-        ids = [r["id"] for r in await self.x.fetchall(q.DUE_CALLBACKS, (now, now, limit))]
+    async def due_callbacks(
+        self, *, now: float, lease: float, limit: int, per_customer: int | None = None
+    ) -> list[MessageRow]:
+        """Claim callback events that are due (the oldest pending one of each message only, at
+        most `per_customer` of a customer, customers taking turns), each with its message row
+        under "message"."""
+        if per_customer is None:
+            rows = await self.x.fetchall(q.DUE_CALLBACKS, (now, now, limit))
+        else:
+            rows = await self.x.fetchall(q.DUE_CALLBACKS_FAIR, (now, now, per_customer, limit))
+        ids = [r["id"] for r in rows]
         events = []
         for event_id in ids:
             if await self.x.execute(q.LEASE_CALLBACK, (now + lease, event_id, now)) == 1:

@@ -1,0 +1,96 @@
+"""uvicorn's HTTP protocol with a deadline for the request headers.
+
+uvicorn times out idle kept-alive connections (`timeout_keep_alive`) but never a client that is
+still sending its headers: one byte every few seconds holds a connection (and a slot of
+`limit_concurrency`) for ever. This protocol gives the request line and headers
+POMBO_HEADER_TIMEOUT seconds from the connection (or from the first byte of the next request on
+a kept-alive one); past that the client gets a 408 in the API's envelope and the socket is
+closed. The body has its own deadline in the app (api/params.py, POMBO_BODY_TIMEOUT). Headers
+are bounded in size too (httptools' parser sets no limit): past MAX_HEAD bytes the client gets
+431 and the socket is closed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, ClassVar
+
+import orjson
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+PROTOCOL = "pombo.api.server:HeaderDeadlineProtocol"  # for uvicorn's `http` option
+# what may arrive before the headers are complete: the headers, and the start of a body that
+# came in the same reads (the body's own limit, 64 KiB, is the app's)
+MAX_HEAD = 256 * 1024
+
+
+def _answer(code: int, reason: str, status: str) -> bytes:
+    body = orjson.dumps({"return": {"status": status, "status_code": str(code), "cdls_id": "0"}})
+    head = (
+        f"HTTP/1.1 {code} {reason}\r\ncontent-type: application/json; charset=utf-8\r\n"
+        f"connection: close\r\ncontent-length: {len(body)}\r\n\r\n"
+    )
+    return head.encode() + body
+
+
+class HeaderDeadlineProtocol(HttpToolsProtocol):
+    """HttpToolsProtocol that closes a connection whose request headers come too slowly."""
+
+    # set once per worker process by create_app (the protocol is built by uvicorn, not by us)
+    header_timeout: ClassVar[float] = 10.0
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._header_deadline: asyncio.TimerHandle | None = None
+        self._head_bytes = 0
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        """Start the clock for the first request's headers."""
+        super().connection_made(transport)
+        self._arm()
+
+    def data_received(self, data: bytes) -> None:
+        """Count what arrives while headers are awaited; refuse headers without end."""
+        if self._header_deadline is not None:
+            self._head_bytes += len(data)
+            if self._head_bytes > MAX_HEAD:
+                self._refuse(_answer(431, "Request Header Fields Too Large", "request headers too large"))
+                return
+        super().data_received(data)
+
+    def on_message_begin(self) -> None:
+        """A new request's first byte: its headers have the deadline (the first one's runs
+        from the connection)."""
+        super().on_message_begin()
+        if self._header_deadline is None:
+            self._arm()
+
+    def on_headers_complete(self) -> None:
+        """The headers are in: the body's deadline is the app's."""
+        self._disarm()
+        super().on_headers_complete()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        """Nothing to time out any more."""
+        self._disarm()
+        super().connection_lost(exc)
+
+    def _arm(self) -> None:
+        self._head_bytes = 0
+        if self.header_timeout > 0:
+            self._header_deadline = self.loop.call_later(self.header_timeout, self._headers_too_slow)
+
+    def _disarm(self) -> None:
+        if self._header_deadline is not None:
+            self._header_deadline.cancel()
+            self._header_deadline = None
+
+    def _headers_too_slow(self) -> None:
+        self._header_deadline = None
+        self._refuse(_answer(408, "Request Timeout", "request timeout"))
+
+    def _refuse(self, answer: bytes) -> None:
+        self._disarm()
+        if not self.transport.is_closing():
+            self.transport.write(answer)
+            self.transport.close()
