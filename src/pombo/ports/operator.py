@@ -30,7 +30,8 @@ class ProvisionReport:
 
 class Admin(Protocol):
     """The operator's changes, each in one transaction; each bumps the configuration version
-    when it changes what the send path reads."""
+    when it changes what the send path reads (a token issued or revoked bumps the token version
+    only, and the snapshot then takes just the tokens that changed)."""
 
     async def provision(self, plan: Provisioning, *, now: float) -> ProvisionReport:
         """Check the plan's references against what is stored, then apply it whole, or nothing."""

@@ -127,12 +127,17 @@ class Authenticator:
         start = now - max(policy.ip_window, policy.user_window, policy.sid_window)
         previous, self._suspects_at, self._suspects_seen = self._suspects_at, now, version
         full = now - self._suspects_full_at > SUSPECTS_FULL_EVERY
+        try:
+            if full:
+                fresh = await self._store.auth_suspects(since=start)
+            else:  # only what changed since the last look: a few rows, however long the table
+                since = max(start, previous - SUSPECTS_OVERLAP)
+                fresh = await self._store.auth_suspects(since=since, blocked_since=since)
+        except BaseException:
+            self._suspects_at = previous  # not looked: the next read starts from the last one that was
+            raise
         if full:
             self._suspects_full_at = now
-            fresh = await self._store.auth_suspects(since=start)
-        else:  # only what changed since the last look: a few rows, however long the table
-            since = max(start, previous - SUSPECTS_OVERLAP)
-            fresh = await self._store.auth_suspects(since=since, blocked_since=since)
         # keep what is still in its window (and, between full reads, the blocks), including this
         # worker's own failures recorded while the read was under way
         for who, at in self._suspects.items():

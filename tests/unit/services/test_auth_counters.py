@@ -3,6 +3,8 @@ the suspects refresh reads only what changed since its last look."""
 
 from __future__ import annotations
 
+import pytest
+
 from pombo.adapters.memory import MemoryStore
 from pombo.domain import codes
 from pombo.domain.codes import Rejection
@@ -97,3 +99,28 @@ async def test_a_running_server_prunes_old_failures_in_the_background() -> None:
         assert [f["ip"] for f in store.t.auth_failures] == ["192.0.2.2"]
     finally:
         await services.aclose()
+
+
+async def test_a_failed_read_does_not_move_the_next_one_forward() -> None:
+    from pombo.errors import StoreUnavailable
+
+    class Flaky(Recording):
+        fail_next = False
+
+        async def auth_suspects(self, *, since: float, blocked_since: float | None = None) -> dict[str, float]:
+            if self.fail_next:
+                self.fail_next = False
+                raise StoreUnavailable("database unavailable: test")
+            return await super().auth_suspects(since=since, blocked_since=blocked_since)
+
+    store, clock = Flaky(), FakeClock()
+    authenticator = Authenticator(store, clock=clock)
+    await attempt(authenticator, store, "192.0.2.1")
+    clock.advance(20)
+    store.fail_next = True
+    with pytest.raises(StoreUnavailable):
+        await attempt(authenticator, store, "192.0.2.1")
+    clock.advance(20)
+    await attempt(authenticator, store, "192.0.2.1")
+    overlap = auth_service.SUSPECTS_OVERLAP
+    assert store.reads[-1] == (NOON - overlap, NOON - overlap)  # from the last read that happened
