@@ -46,7 +46,7 @@ def test_crossing_window_around_now_applies(pombo):
     that started an hour ago and ends an hour before that (tomorrow)."""
     now = dt.datetime.now(SP)
     window = f"{_hhmm(now - dt.timedelta(hours=1))}-{_hhmm(now - dt.timedelta(hours=2))}"
-    tok = _night_customer(pombo, 64, window)
+    tok = _night_customer(pombo, 164, window)
     expect(pombo.send(tok, pombo.dest(), "dentro 1"), 0)
     expect_reject(pombo.send(tok, pombo.dest(), "dentro 2"), 245)
 
@@ -55,7 +55,7 @@ def test_window_not_containing_now_does_not_apply(pombo):
     """§4 245: outside the night window there is no night cap."""
     now = dt.datetime.now(SP)
     window = f"{_hhmm(now + dt.timedelta(hours=1))}-{_hhmm(now + dt.timedelta(hours=2))}"
-    tok = _night_customer(pombo, 65, window)
+    tok = _night_customer(pombo, 165, window)
     for i in range(3):
         expect(pombo.send(tok, pombo.dest(), f"fora {i}"), 0)
 
@@ -65,7 +65,7 @@ def test_night_window_uses_pombo_timezone(pombo):
     UTC+14 applies on a server set to that zone and not on the São Paulo one."""
     now = dt.datetime.now(ZoneInfo(KIRI))
     window = f"{_hhmm(now - dt.timedelta(minutes=40))}-{_hhmm(now + dt.timedelta(minutes=40))}"
-    tok = _night_customer(pombo, 66, window)
+    tok = _night_customer(pombo, 166, window)
     for i in range(2):
         expect(pombo.send(tok, pombo.dest(), f"sp {i}"), 0)
     with spawn(pombo, POMBO_TIMEZONE=KIRI) as (other, _):
