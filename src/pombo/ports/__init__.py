@@ -25,6 +25,7 @@ from pombo.ports.runtime import (
     AuthCounters,
     AuthPolicy,
     Catalogs,
+    Claimed,
     Clock,
     Connection,
     Deliveries,
@@ -32,8 +33,10 @@ from pombo.ports.runtime import (
     MessageRow,
     Orphans,
     Outbox,
+    Queue,
     SendLedger,
     Upkeep,
+    Waiting,
 )
 
 
@@ -44,6 +47,7 @@ class Store(
     Deliveries,
     MessageLog,
     Outbox,
+    Queue,
     AuthCounters,
     Upkeep,
     Admin,
@@ -65,8 +69,11 @@ __all__ = [
     "AuthCounters",
     "AuthPolicy",
     "Catalogs",
+    "Claimed",
     "Clock",
     "Connection",
+    "Queue",
+    "Waiting",
     "Deliveries",
     "LogStats",
     "MessageFilter",

@@ -20,6 +20,7 @@ from pombo.adapters.sql.batch import Batcher
 from pombo.adapters.sql.executor import Database, Executor
 from pombo.adapters.sql.failures import check_sqlalchemy
 from pombo.adapters.sql.operator_store import OperatorSide
+from pombo.adapters.sql.queue import SqlQueue
 from pombo.domain import codes, delivery
 from pombo.domain.catalog import Catalog
 from pombo.domain.codes import Rejection
@@ -30,7 +31,7 @@ CLAIM_SECONDS = 60.0  # how long a reconciliation claim keeps other processes aw
 SettleItem = tuple[int, str | None, str, float]  # (message id, upstream id, raw, now)
 
 
-class SqlStore(OperatorSide):
+class SqlStore(SqlQueue, OperatorSide):
     """What both engines share (the operator's ports among it). Subclasses provide the batched
     send path."""
 
@@ -112,16 +113,20 @@ class SqlStore(OperatorSide):
     async def settle_failed(self, *, message_id: int, raw: str, now: float) -> bool:
         """Record a hard error and refund the chain exactly what was debited, once."""
         async with self.x.transaction() as tx:
-            if await tx.execute(q.SETTLE_FAILED, (storable(raw)[:4000], now, now, message_id)) != 1:
-                return False
-            debits = await tx.fetchall(q.MESSAGE_DEBITS, (message_id,))
-            await self._lock_accounts(tx, [d["customer_id"] for d in debits])
-            await tx.executemany(q.CREDIT_BACK, [(d["amount"], d["customer_id"]) for d in debits])
-            await tx.executemany(
-                q.INSERT_LEDGER,
-                [(d["customer_id"], -d["amount"], "refund", message_id, now) for d in debits],
-            )
-            await enqueue(tx, message_id, now)
+            return await self._refund(tx, message_id, raw, now)
+
+    async def _refund(self, tx: Executor, message_id: int, raw: str, now: float) -> bool:
+        """Inside `tx`: 300 and the chain's refund, when the message is still waiting."""
+        if await tx.execute(q.SETTLE_FAILED, (storable(raw)[:4000], now, now, message_id)) != 1:
+            return False
+        debits = await tx.fetchall(q.MESSAGE_DEBITS, (message_id,))
+        await self._lock_accounts(tx, [d["customer_id"] for d in debits])
+        await tx.executemany(q.CREDIT_BACK, [(d["amount"], d["customer_id"]) for d in debits])
+        await tx.executemany(
+            q.INSERT_LEDGER,
+            [(d["customer_id"], -d["amount"], "refund", message_id, now) for d in debits],
+        )
+        await enqueue(tx, message_id, now)
         return True
 
     async def _lock_accounts(self, tx: Executor, ids: Sequence[int]) -> None:
@@ -133,7 +138,7 @@ class SqlStore(OperatorSide):
     async def claim_orphans(self, *, older_than: float, now: float, limit: int = 100) -> list[MessageRow]:
         """Waiting messages older than `older_than` that this process now owns for reconciliation
         (a claim lasts a minute, so two processes never reconcile the same message at once)."""
-        rows = await self.x.fetchall(q.ORPHAN_ROWS, (older_than, now - CLAIM_SECONDS, limit))
+        rows = await self.x.fetchall(q.ORPHAN_ROWS, (older_than, now - CLAIM_SECONDS, older_than, limit))
         claimed = []
         for row in rows:
             if await self.x.execute(q.CLAIM_ORPHAN, (now, row["id"], now - CLAIM_SECONDS)) == 1:
