@@ -41,7 +41,7 @@ class EngineSettings:
 def backoff(attempts: int, retry_after: float | None) -> float:
     """Seconds before the next try after `attempts` "not sent" outcomes; the provider's
     Retry-After wins when it asks for longer."""
-    delay = min(BACKOFF_FIRST * 2 ** max(attempts - 1, 0), BACKOFF_MAX)
+    delay: float = min(BACKOFF_FIRST * 2.0 ** max(attempts - 1, 0), BACKOFF_MAX)
     return max(delay, retry_after or 0.0)
 
 

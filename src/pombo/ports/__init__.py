@@ -72,8 +72,6 @@ __all__ = [
     "Claimed",
     "Clock",
     "Connection",
-    "Queue",
-    "Waiting",
     "Deliveries",
     "LogStats",
     "MessageFilter",
@@ -88,6 +86,7 @@ __all__ = [
     "Outbox",
     "OutcomeUnknown",
     "ProvisionReport",
+    "Queue",
     "Row",
     "SendLedger",
     "Store",
@@ -95,4 +94,5 @@ __all__ = [
     "UpstreamError",
     "UpstreamRejected",
     "UpstreamTimeout",
+    "Waiting",
 ]
