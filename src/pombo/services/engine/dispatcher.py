@@ -178,7 +178,9 @@ class Dispatcher:
         name, mid = target.name, job.sms.id
         try:
             if name != job.routed_to and not await self._route(target, job):
+                self.limiter(target).give_back(1)
                 return
+            self.limiter(target).began()
             try:
                 ack = await self.connection(target).send(job.sms)
             except NotSent as exc:

@@ -18,11 +18,16 @@ class Limiter(Protocol):
         ...
 
     def take(self, n: int) -> None:
-        """Spend `n` (never more than available())."""
+        """Reserve `n` (never more than available())."""
+        ...
+
+    def began(self) -> None:
+        """One reserved send starts now: its second counts from here, not from the reservation
+        (the cap is what the provider sees)."""
         ...
 
     def give_back(self, n: int) -> None:
-        """Return the last `n` taken and not used (a claim found fewer messages)."""
+        """Return `n` reserved and not used (a claim found fewer messages)."""
         ...
 
 
@@ -39,43 +44,45 @@ class NoCap:
     def take(self, n: int) -> None:
         """Nothing to count."""
 
+    def began(self) -> None:
+        """Nothing to count."""
+
     def give_back(self, n: int) -> None:
         """Nothing to count."""
 
 
 class SlidingWindow:
-    """At most `capacity` starts in any `period` seconds (capacity/period = the rate): the times
-    of the last `capacity` starts are kept, so the cap holds over every window, not per tick."""
+    """At most `capacity` sends begin in any `period` seconds (capacity/period = the rate): the
+    times the last `capacity` sends began are kept, so the cap holds over every window, not per
+    tick; sends reserved and not yet begun count too."""
 
     def __init__(self, rate: float, *, clock: Callable[[], float] = time.monotonic) -> None:
         self.capacity = max(1, math.floor(rate))
         self.period = self.capacity / rate  # 1 s for rates >= 1; 0.5/s: 1 per 2 s
-        self._starts: deque[float] = deque()
+        self._began: deque[float] = deque()
+        self._reserved = 0
         self._clock = clock
 
     def available(self) -> int:
-        """Starts allowed now."""
+        """Sends that may be reserved now."""
         since = self._clock() - self.period
-        starts = self._starts
-        while starts and starts[0] <= since:
-            starts.popleft()
-        return self.capacity - len(starts)
+        began = self._began
+        while began and began[0] <= since:
+            began.popleft()
+        return self.capacity - len(began) - self._reserved
 
     def take(self, n: int) -> None:
-        """Record `n` starts now."""
-        now = self._clock()
-        self._starts.extend([now] * n)
+        """Reserve `n`."""
+        self._reserved += n
+
+    def began(self) -> None:
+        """A reserved send begins now."""
+        self._reserved = max(0, self._reserved - 1)
+        self._began.append(self._clock())
 
     def give_back(self, n: int) -> None:
-        """Forget the last `n` starts."""
-        for _ in range(min(n, len(self._starts))):
-            self._starts.pop()
-
-    def next_free_in(self) -> float:
-        """Seconds until one more start is allowed (0 when one is now)."""
-        if self.available() > 0:
-            return 0.0
-        return max(0.0, self._starts[0] + self.period - self._clock())
+        """Return `n` reserved and not used."""
+        self._reserved = max(0, self._reserved - n)
 
 
 def local_limiter(rate: float, *, clock: Callable[[], float] = time.monotonic) -> Limiter:

@@ -12,7 +12,7 @@ import structlog
 
 from pombo.domain import codes
 from pombo.domain.catalog import Catalog
-from pombo.domain.engine import EngineSettings
+from pombo.domain.engine import BACKOFF_MAX, EngineSettings
 from pombo.domain.model import ConnectionConfig
 from pombo.errors import StoreUnavailable, new_error_id
 from pombo.ports import Claimed, Clock
@@ -95,7 +95,9 @@ class Pump:
         self._reserve(target, free)
         claimed: list[Claimed] = []
         try:
-            claimed = await self._store.claim_due(connection=head, limit=free, now=now)
+            # a backoff was for the head; a fallback takes its waiting messages at once
+            due = now if target is config else now + BACKOFF_MAX
+            claimed = await self._store.claim_due(connection=head, limit=free, now=due)
         finally:
             self._release(target, free - len(claimed))
         if len(claimed) < free:
