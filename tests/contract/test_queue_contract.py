@@ -133,3 +133,11 @@ async def test_queued_and_recently_claimed_messages_are_not_orphans(shop: Store)
     # the claim is older than the orphan age now: a process that died mid-send left it
     rows = await shop.claim_orphans(older_than=T0 + 200, now=T0 + 300)
     assert sorted(r["id"] for r in rows) == [claimed, orphan]
+
+
+async def test_grants_hold_a_sliding_second_across_callers(store: Store) -> None:
+    # on PostgreSQL the database's clock decides: the calls here run within a second of each other
+    got = [await store.grant(connection="sim", want=40, rate=100, now=T0 + i * 0.01) for i in range(4)]
+    assert got == [40, 40, 20, 0]
+    both = await asyncio.gather(*(store.grant(connection="other", want=60, rate=100, now=T0) for _ in range(2)))
+    assert sorted(both) == [40, 60]

@@ -82,6 +82,17 @@ class QueuePath:
         if message is not None and message["status_code"] == codes.WR:
             message.update(connection=connection, cost=cost, updated_at=float(now))
 
+    async def grant(self, *, connection: str, want: int, rate: int, now: float) -> int:
+        """Up to `want` sends now, at most `rate` granted in any sliding second."""
+        now = float(now)
+        grants = self.t.grants.setdefault(connection, [])
+        grants[:] = [g for g in grants if g[0] > now - 5.0]
+        used = sum(n for at, n in grants if at > now - 1.0)
+        n = max(0, min(want, rate - used))
+        if n:
+            grants.append((now, n))
+        return n
+
     async def attempts(self, *, message_id: int) -> list[MessageRow]:
         """The message's attempts, oldest first."""
         return [{k: r[k] for k in ("connection", "kind", "raw", "at")}

@@ -27,6 +27,8 @@ LOG_ATTEMPT = "INSERT INTO upstream_attempts (message_id, connection, kind, raw,
 TOO_OLD = "SELECT message_id FROM upstream_queue WHERE connection=? AND enqueued_at<? ORDER BY id LIMIT 500"
 STATS = "SELECT connection, COUNT(*) AS n, MIN(enqueued_at) AS oldest FROM upstream_queue GROUP BY connection"
 ROUTE_TO = "UPDATE messages SET connection=?, cost=?, updated_at=? WHERE id=? AND status_code=1"
+PACE_ROW = "INSERT INTO upstream_pace (connection, at) VALUES (?, 0) ON CONFLICT (connection) DO NOTHING"
+GRANTED_SINCE = "SELECT SUM(n) FROM upstream_grants WHERE connection=? AND at>?"
 ATTEMPTS = "SELECT connection, kind, raw, at FROM upstream_attempts WHERE message_id=? ORDER BY at, id"
 
 
@@ -98,6 +100,22 @@ class SqlQueue:
     async def route_to(self, *, message_id: int, connection: str, cost: int, now: float) -> None:
         """A fallback takes the message: its connection and cost."""
         await self.x.execute(ROUTE_TO, (connection, cost, float(now), message_id))
+
+    async def grant(self, *, connection: str, want: int, rate: int, now: float) -> int:
+        """Up to `want` sends that may begin now, at most `rate` granted in any sliding second:
+        the connection's pace row is locked while it is decided (every worker waits its turn),
+        and on PostgreSQL the database's clock is the one clock of every host."""
+        async with self.x.transaction() as tx:
+            await tx.execute(PACE_ROW, (connection,))
+            await tx.execute("UPDATE upstream_pace SET at=? WHERE connection=?", (float(now), connection))
+            if self.x.dialect == "postgresql":
+                now = float(await tx.fetchval("SELECT extract(epoch FROM clock_timestamp())::float8"))
+            used = int(await tx.fetchval(GRANTED_SINCE, (connection, now - 1.0)) or 0)
+            n = max(0, min(want, rate - used))
+            if n:
+                await tx.execute("INSERT INTO upstream_grants (connection, at, n) VALUES (?,?,?)", (connection, now, n))
+            await tx.execute("DELETE FROM upstream_grants WHERE connection=? AND at<?", (connection, now - 5.0))
+        return n
 
     async def attempts(self, *, message_id: int) -> list[MessageRow]:
         """The message's attempts, oldest first."""

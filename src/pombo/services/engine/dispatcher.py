@@ -28,6 +28,7 @@ from pombo.ports import (
     Connection,
     NotSent,
     OutcomeUnknown,
+    Pacing,
     Queue,
     SendLedger,
     UpstreamRejected,
@@ -35,20 +36,19 @@ from pombo.ports import (
 )
 from pombo.services.engine.health import Health
 from pombo.services.engine.job import Job
-from pombo.services.engine.pacing import Limiter, local_limiter
+from pombo.services.engine.pacing import Limiter, SharedWindow, local_limiter
 from pombo.services.engine.pump import Pump
 from pombo.services.engine.settle import Settler
 
 log = structlog.get_logger("pombo.dispatch")
 
 ConnectionFactory = Callable[[ConnectionConfig], Connection]
-LimiterFactory = Callable[[str, float], Limiter]  # (connection, throughput) -> limiter
 Outcome = Callable[[str, int, int], None]  # (connection, code, failures in a row) -> metrics
 Attempt = Callable[[str, str], None]  # (connection, outcome kind) -> metrics
 
 
-class EngineStore(Catalogs, SendLedger, Queue, Protocol):
-    """What the engine needs: the configuration, settling, and the queue."""
+class EngineStore(Catalogs, SendLedger, Queue, Pacing, Protocol):
+    """What the engine needs: the configuration, settling, the queue and shared pacing."""
 
 
 class Dispatcher:
@@ -62,14 +62,14 @@ class Dispatcher:
         clock: Clock,
         on_outcome: Outcome | None = None,
         on_attempt: Attempt | None = None,
-        limiter_for: LimiterFactory | None = None,
+        shared_throughput: bool = False,
     ) -> None:
         self._store = store
         self._factory = factory
         self._clock = clock
         self._on_outcome = on_outcome
         self._on_attempt = on_attempt
-        self._limiter_for = limiter_for or (lambda _name, rate: local_limiter(rate))
+        self._shared = shared_throughput  # several workers: the store grants throughput
         self._live: dict[str, Connection] = {}
         self._retired: list[Connection] = []
         self._settings: dict[str, tuple[ConnectionConfig, EngineSettings]] = {}
@@ -109,8 +109,18 @@ class Dispatcher:
         rate = self.settings(config).throughput
         cached = self._limiters.get(config.name)
         if cached is None or cached[0] != rate:
-            cached = self._limiters[config.name] = (rate, self._limiter_for(config.name, rate))
+            cached = self._limiters[config.name] = (rate, self._new_limiter(config.name, rate))
         return cached[1]
+
+    def _new_limiter(self, name: str, rate: float) -> Limiter:
+        if not self._shared or rate <= 0:
+            return local_limiter(rate)
+        cap = max(1, int(rate))
+
+        async def grant(want: int) -> int:
+            return await self._store.grant(connection=name, want=want, rate=cap, now=self._clock.now())
+
+        return SharedWindow(rate, grant, on_tokens=self.wake.set)
 
     def free(self, config: ConnectionConfig) -> int:
         """Sends that may start on it now: under its window and its throughput."""
@@ -267,6 +277,30 @@ class Dispatcher:
         if waiter is not None and not waiter.done():
             waiter.set_result(code)
 
+    # ------------------------------------------------------------ visibility
+
+    async def report(self) -> dict[str, dict[str, Any]]:
+        """Every configured connection, used yet or not: state, queue length, age of the oldest
+        waiting message, sends in flight and outcomes by kind (this process's)."""
+        catalog = await self._store.catalog()
+        stats = await self._store.queue_stats()
+        now = self._clock.now()
+        out: dict[str, dict[str, Any]] = {}
+        for name in sorted({*catalog.connections, *stats, *self.health}):
+            health = self.health.get(name) or Health()
+            waiting, oldest = stats.get(name, (0, now))
+            out[name] = {
+                "state": health.state,
+                "consecutive_failures": health.consecutive_failures,
+                "sent": health.sent,
+                "failed": health.failed,
+                "queue": waiting,
+                "oldest_age": round(max(0.0, now - oldest), 3) if waiting else 0.0,
+                "in_flight": self.in_flight_by.get(name, 0),
+                "outcomes": dict(health.by_kind),
+            }
+        return out
+
     # ------------------------------------------------------------ life cycle
 
     def start(self) -> None:
@@ -283,7 +317,7 @@ class Dispatcher:
     @property
     def in_flight(self) -> int:
         """Sends and queue writes still running."""
-        return len(self._background)
+        return sum(1 for task in self._background if not task.done())
 
     async def drain(self, timeout: float) -> None:
         """Stop the pump, wait for the sends in flight (at shutdown), close every connection."""

@@ -3,10 +3,11 @@ port a limiter shared by several workers implements."""
 
 from __future__ import annotations
 
+import asyncio
 import math
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 
@@ -83,6 +84,68 @@ class SlidingWindow:
     def give_back(self, n: int) -> None:
         """Return `n` reserved and not used."""
         self._reserved = max(0, self._reserved - n)
+
+
+Grant = Callable[[int], Awaitable[int]]  # want -> granted (the store's Pacing.grant, bound)
+
+
+class SharedWindow:
+    """`throughput` across every worker: sends begin only on tokens the store granted (a sliding
+    second kept in the database), fetched a few at a time and good for VALID seconds (an unused
+    token lapses, so no worker spends an old grant in a later second). The cap the provider sees
+    is the rate plus at most what one VALID slice of grants holds (rate x VALID: 5%)."""
+
+    VALID = 0.05
+
+    def __init__(self, rate: float, grant: Grant, *, on_tokens: Callable[[], None] = lambda: None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.rate = max(1, math.floor(rate))
+        self.batch = max(1, math.ceil(rate * self.VALID))
+        self._grant = grant
+        self._on_tokens = on_tokens
+        self._clock = clock
+        self._tokens = 0
+        self._reserved = 0
+        self._expires = 0.0
+        self._asking: asyncio.Future[None] | None = None
+        self._quiet_until = 0.0  # the window was full: do not ask again before this
+
+    def available(self) -> int:
+        """Tokens in hand (asking the store for more when they run out)."""
+        now = self._clock()
+        if now >= self._expires:
+            self._tokens = min(self._tokens, self._reserved)  # the unreserved ones lapse
+        free = self._tokens - self._reserved
+        if free <= 0 and self._asking is None and now >= self._quiet_until:
+            self._asking = asyncio.ensure_future(self._ask())
+        return max(0, free)
+
+    def take(self, n: int) -> None:
+        """Reserve `n` tokens in hand."""
+        self._reserved += n
+
+    def began(self) -> None:
+        """A reserved send begins: its token is spent."""
+        self._reserved = max(0, self._reserved - 1)
+        self._tokens = max(0, self._tokens - 1)
+
+    def give_back(self, n: int) -> None:
+        """Unreserve `n` (they stay in hand until they lapse)."""
+        self._reserved = max(0, self._reserved - n)
+
+    async def _ask(self) -> None:
+        try:
+            granted = await self._grant(self.batch)
+        except Exception:  # the store away: nothing is granted; the pump asks again later
+            granted = 0
+        finally:
+            self._asking = None
+        if granted:
+            self._tokens += granted
+            self._expires = self._clock() + self.VALID
+            self._on_tokens()
+        else:
+            self._quiet_until = self._clock() + 0.01
 
 
 def local_limiter(rate: float, *, clock: Callable[[], float] = time.monotonic) -> Limiter:

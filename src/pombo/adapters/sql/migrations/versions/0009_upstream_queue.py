@@ -44,9 +44,26 @@ def upgrade() -> None:
         sa.Column("at", sa.Float(), nullable=False),
     )
     op.create_index("ix_upstream_attempts_message", "upstream_attempts", ["message_id", "at"])
+    # `throughput` across workers: one row per connection, locked while a grant is decided, and
+    # the grants of the last seconds (a sliding window shared by every worker and host)
+    op.create_table(
+        "upstream_pace",
+        sa.Column("connection", sa.String(64), primary_key=True),
+        sa.Column("at", sa.Float(), nullable=False, server_default="0"),
+    )
+    op.create_table(
+        "upstream_grants",
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True),
+        sa.Column("connection", sa.String(64), nullable=False),
+        sa.Column("at", sa.Float(), nullable=False),
+        sa.Column("n", sa.Integer(), nullable=False),
+    )
+    op.create_index("ix_upstream_grants_at", "upstream_grants", ["connection", "at"])
 
 
 def downgrade() -> None:
+    op.drop_table("upstream_grants")
+    op.drop_table("upstream_pace")
     op.drop_table("upstream_attempts")
     op.drop_table("upstream_queue")
     with op.batch_alter_table("customers") as batch:
