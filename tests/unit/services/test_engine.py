@@ -213,3 +213,16 @@ async def test_a_message_waiting_longer_than_max_queue_time_expires_refunded_onc
     await asyncio.sleep(1.2)
     assert sorted(refunds(world, result.cdls_id)) == [300, 500]
     assert len(world.upstream.sent("velip")) == 1
+
+
+async def test_the_report_shows_every_configured_connection_with_its_queue(world: World) -> None:
+    world.upstream.script("velip", Outcome("not_sent", raw="503", retry_after=60))
+    await world.send()
+    world.clock.advance(12)
+    report = await world.dispatcher.report()
+    assert set(report) == {"velip", "matrix", "flash", "wavy", "tww", "kannel", "http"}
+    assert report["matrix"]["state"] == "idle" and report["matrix"]["queue"] == 0
+    velip = report["velip"]
+    assert (velip["state"], velip["queue"], velip["oldest_age"]) == ("ok", 1, 12.0)
+    assert velip["outcomes"]["not_sent"] == 1
+    assert {"consecutive_failures", "sent", "failed", "in_flight"} <= set(velip)
