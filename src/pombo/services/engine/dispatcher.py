@@ -209,7 +209,8 @@ class Dispatcher:
                 kind, code, raw, upstream_id = "ok", codes.OK, ack.raw, ack.upstream_id
         finally:
             self.in_flight_by[name] -= 1
-            self.wake.set()  # a window slot is free: the pump may send more
+            if self.backlog:
+                self.wake.set()  # a window slot is free: the pump may send more
         health = self._count(target, kind)
         if self._on_outcome is not None:
             self._on_outcome(name, code, health.consecutive_failures)

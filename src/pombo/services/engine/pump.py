@@ -57,16 +57,17 @@ class Pump:
         while True:
             try:
                 now = time.monotonic()
-                catalog = await self._store.catalog()
                 if now >= next_poll:
                     next_poll = now + POLL_EVERY
                     self.stats = await self._store.queue_stats()
                     self._d.backlog |= set(self.stats)
-                for head in list(self._d.backlog):
-                    await self._drain(head, catalog)
-                if now >= next_expiry:
+                if self._d.backlog:
+                    catalog = await self._store.catalog()
+                    for head in list(self._d.backlog):
+                        await self._drain(head, catalog)
+                if now >= next_expiry and self.stats:
                     next_expiry = now + EXPIRE_EVERY
-                    await self._expire(catalog)
+                    await self._expire(await self._store.catalog())
             except StoreUnavailable as exc:
                 log.warning("pump_deferred", error=str(exc))
                 await asyncio.sleep(1.0)
