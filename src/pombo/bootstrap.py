@@ -108,7 +108,11 @@ async def build_services(settings: Settings, *, clock: Clock | None = None, stor
         factory=lambda config: build_connection(config, public_url=public_url, smpp_hooks=smpp_hooks),
         clock=clock,
         on_outcome=metrics.upstream_outcome,
+        on_attempt=metrics.upstream_attempt,
+        # PostgreSQL may have several workers and hosts: `throughput` is granted by the database
+        shared_throughput=settings.database_url.startswith("postgres"),
     )
+    dispatcher.start()  # what waits in the queue (a restart after a crash) goes out now
 
     operator = Operator(store=store, clock=clock)
     guard = UrlGuard(settings.callback_allow)

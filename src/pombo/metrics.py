@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import Counter, Gauge
 
 ANSWERS = Counter("pombo_answers_total", "API answers by endpoint and status code", ["endpoint", "code"])
@@ -28,3 +30,29 @@ def upstream_outcome(connection: str, code: int, failures_in_a_row: int = 0) -> 
 def delivery_report(connection: str, state: str) -> None:
     """Count one delivery report."""
     DLR.labels(connection, state).inc()
+
+
+SENDS = Counter(
+    "pombo_upstream_sends_total", "Upstream attempts by connection and outcome kind (ok, not_sent, rejected, unknown)",
+    ["connection", "kind"],
+)
+STATE = Gauge("pombo_connection_state", "1 for the connection's current state (ok, failing, skipped, idle)",
+              ["connection", "state"])
+QUEUE = Gauge("pombo_upstream_queue_length", "Messages waiting in the upstream queue, per connection", ["connection"])
+OLDEST = Gauge("pombo_upstream_queue_oldest_seconds", "Age of the oldest waiting message, per connection",
+               ["connection"])
+STATES = ("ok", "failing", "skipped", "idle")
+
+
+def upstream_attempt(connection: str, kind: str) -> None:
+    """Count one attempt's outcome kind (SPEC §11)."""
+    SENDS.labels(connection, kind).inc()
+
+
+def connections(report: dict[str, dict[str, Any]]) -> None:
+    """Set the per-connection gauges from the dispatcher's report (at each scrape)."""
+    for name, c in report.items():
+        for state in STATES:
+            STATE.labels(name, state).set(1 if c["state"] == state else 0)
+        QUEUE.labels(name).set(c["queue"])
+        OLDEST.labels(name).set(c["oldest_age"])

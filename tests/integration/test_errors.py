@@ -32,9 +32,11 @@ from pombo.config import Settings
 from pombo.domain import codes
 from pombo.domain.model import ConnectionConfig, OutboundSms
 from pombo.errors import StoreUnavailable
-from pombo.services import dispatch as dispatch_module
 from pombo.services import reconcile as reconcile_module
 from pombo.services.dispatch import Dispatcher
+from pombo.services.engine import dispatcher as dispatch_module
+from pombo.services.engine import pump as pump_module
+from pombo.services.engine import settle as settle_module
 from tests.fakes.upstream import FakeUpstream
 from tests.integration.gateway import TOKEN, open_gateway, provisioning
 
@@ -48,7 +50,7 @@ def logs(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
     logger = structlog.wrap_logger(
         structlog.PrintLogger(), processors=[capture], wrapper_class=structlog.make_filtering_bound_logger(logging.DEBUG)
     )
-    for module in (app_module, dispatch_module, reconcile_module):
+    for module in (app_module, dispatch_module, settle_module, pump_module, reconcile_module):
         monkeypatch.setattr(module, "log", logger)
     return capture.entries
 

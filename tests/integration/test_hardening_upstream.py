@@ -169,7 +169,7 @@ TRUNCATED = {
 class Fault:
     name: str
     behave: Callable[[str], dict[str, Any]] | None  # kind -> FakeUpstream.behave kwargs
-    outcome: str  # "300" at once, "WR-OK", "WR-300"
+    outcome: str  # "300" at once, "WR-OK", "WR-300", "WR-unknown" (stays WR, charged)
     received: int = 1  # requests the upstream sees
 
 
@@ -191,7 +191,8 @@ FAULTS = [
     Fault("not-utf8", custom(200, b"\xff\xfe\xfa\xc3 no \xe9"), "300"),
     Fault("redirect", custom(302, ""), "300"),
     Fault("slow", lambda k: {"mode": "ok", "delay": SLOW}, "WR-OK"),
-    Fault("never-answers", lambda k: {"mode": "hang"}, "WR-300"),
+    # SPEC §11: the request went out and no answer came: it may have reached the handset
+    Fault("never-answers", lambda k: {"mode": "hang"}, "WR-unknown"),
 ]
 
 
@@ -219,7 +220,10 @@ async def run_fault(live: Live, client: aiohttp.ClientSession, connection: str, 
         assert await balances(client, token) == charged, f"{where}: charged while waiting"
         row = await settled(client, token, cdls_id)
 
-    if fault.outcome == "WR-OK":
+    if fault.outcome == "WR-unknown":
+        assert (row["status_code"], row["status"], row["delivery"]) == ("1", "WR", "pending"), (where, row)
+        assert await balances(client, token) == (before[0] - PRICE, before[1] - RESELLER_PRICE), where
+    elif fault.outcome == "WR-OK":
         assert (row["status_code"], row["status"], row["delivery"]) == ("0", "OK", "pending"), (where, row)
         assert await balances(client, token) == (before[0] - PRICE, before[1] - RESELLER_PRICE), where
     else:

@@ -623,3 +623,45 @@ def test_blocklist_numbers_are_stored_normalised() -> None:
     """A Brazilian mobile in any §5 form matches the normalised destination; others stay digits."""
     doc = {"customers": [{**CUSTOMER, "blocklist": ["11988887777", "+55 (11) 98888-7777", "442079460958"]}]}
     assert parse_document(doc).customers[0].blocklist == ("5511988887777", "442079460958")
+
+
+# --- the upstream engine's settings (SPEC §11) ---------------------------------------------
+
+KANNEL = {"name": "velip", "kind": "kannel", "url": "http://k.test", "username": "u", "password": "p"}
+
+
+@pytest.mark.parametrize(
+    ("entry", "expected"),
+    [
+        ({**KANNEL, "throughput": -1}, "connections[0] ('velip'): throughput:"),
+        ({**KANNEL, "throughput": True}, "connections[0] ('velip'): throughput:"),
+        ({**KANNEL, "window": 0}, "connections[0] ('velip'): window:"),
+        ({**KANNEL, "max_queue_time": 0}, "connections[0] ('velip'): max_queue_time:"),
+        ({**KANNEL, "fallback": ["velip"]}, "connections[0] ('velip'): fallback names the connection itself"),
+        ({**KANNEL, "fallback": ["Bad Name"]}, "connections[0] ('velip'): fallback"),
+    ],
+)
+def test_bad_engine_settings_are_named(entry: dict[str, Any], expected: str) -> None:
+    errors = errors_of(one("connections", entry))
+    assert any(line.startswith(expected) for line in errors), errors
+
+
+def test_engine_settings_and_priority_reach_the_records() -> None:
+    plan = parse_document({
+        "connections": [{**KANNEL, "throughput": 300, "window": 20, "fallback": "wavy", "max_queue_time": 600}],
+        "customers": [{**CUSTOMER, "priority": "high"}],
+    })
+    config = plan.connections[0].to_config(dlr_secret="s")
+    assert config.options == {"throughput": 300, "window": 20, "fallback": ["wavy"], "max_queue_time": 600}
+    assert plan.customers[0].to_customer().priority == "high"
+    assert "priority" in " ".join(errors_of(one("customers", {**CUSTOMER, "priority": "urgent"})))
+
+
+def test_a_fallback_that_does_not_exist_or_is_disabled_is_a_warning() -> None:
+    from pombo.domain.plan_checks import routing_warnings
+
+    plan = parse_document({"connections": [{**KANNEL, "fallback": ["wavy", "tww"]}]})
+    assert routing_warnings(plan, {"tww": False}) == [
+        "connections[0] ('velip'): fallback 'wavy' does not exist (skipped until it does)",
+        "connections[0] ('velip'): fallback 'tww' is disabled (skipped while it is)",
+    ]

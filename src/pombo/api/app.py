@@ -148,16 +148,19 @@ async def healthz(request: Request) -> Response:
     except Exception:
         return env.internal_error(log_bug("healthz_failed"))
     dispatcher = services.dispatcher
-    connections = {
-        name: {"state": h.state, "consecutive_failures": h.consecutive_failures, "sent": h.sent, "failed": h.failed}
-        for name, h in sorted(dispatcher.health.items())
-    }
-    degraded = any(c["state"] == "failing" for c in connections.values())
+    try:
+        connections = await dispatcher.report()
+    except StoreUnavailable:
+        return env.json_response({"status": "unavailable", "database": "down"}, 503)
+    degraded = any(c["state"] in ("failing", "skipped") for c in connections.values())
     body = {"status": "degraded" if degraded else "ok", "in_flight": dispatcher.in_flight, "connections": connections}
     return env.json_response(body)
 
 
-async def metrics_endpoint(_: Request) -> Response:
+async def metrics_endpoint(request: Request) -> Response:
+    services: Services = request.app.state.services
+    with contextlib.suppress(StoreUnavailable):
+        metrics.connections(await services.dispatcher.report())
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
 

@@ -65,6 +65,7 @@ class Customer:
     aut_camp: bool = True
     callback: CallbackConfig | None = None
     accents: str = "keep"  # keep | fold (SPEC §13)
+    priority: str = "normal"  # normal | high (SPEC §11): high is served first from the queue
 
 
 @dataclass(frozen=True, slots=True)

@@ -40,6 +40,17 @@ def routing_warnings(plan: Provisioning, stored_connections: Mapping[str, bool])
             out.append(f"customers[{i}] (id {c.id}): routes to connection {c.sms_provider!r}, which does not exist (sends will answer 220)")
         elif not state:
             out.append(f"customers[{i}] (id {c.id}): routes to connection {c.sms_provider!r}, which is disabled (sends will answer 220)")
+    return out + _fallback_warnings(plan, known)
+
+
+def _fallback_warnings(plan: Provisioning, known: Mapping[str, bool]) -> list[str]:
+    out = []
+    for i, c in enumerate(plan.connections):
+        for name in c.fallback:
+            if name not in known:
+                out.append(f"connections[{i}] ({c.name!r}): fallback {name!r} does not exist (skipped until it does)")
+            elif not known[name]:
+                out.append(f"connections[{i}] ({c.name!r}): fallback {name!r} is disabled (skipped while it is)")
     return out
 
 

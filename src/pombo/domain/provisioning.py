@@ -192,6 +192,11 @@ class ConnectionSpec(_Spec):
     final_timeout: Timeout = 60.0
     enabled: bool = True
     dlr_secret: DlrSecret | None = Field(default=None, repr=False)  # None: generate on create
+    # the upstream engine (SPEC §11); kept in ConnectionConfig.options, read by domain.engine
+    throughput: Annotated[float, BeforeValidator(_not_bool), Field(ge=0, allow_inf_nan=False)] = 0
+    window: Annotated[int, BeforeValidator(_not_bool), Field(ge=1, le=100_000)] = 100
+    fallback: tuple[ConnectionName, ...] = ()
+    max_queue_time: Timeout = 3600.0
 
     @field_validator("url")
     @classmethod
@@ -206,6 +211,19 @@ class ConnectionSpec(_Spec):
         if parts.query or parts.fragment:
             raise ValueError("the base url takes no ?query or #fragment")
         return value.rstrip("/")
+
+    @field_validator("fallback", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _no_self_fallback(self) -> ConnectionSpec:
+        if self.name in self.fallback:
+            raise ValueError(f"fallback names the connection itself ({self.name!r})")
+        if len(set(self.fallback)) != len(self.fallback):
+            raise ValueError("fallback names a connection twice")
+        return self
 
     @model_validator(mode="after")
     def _timeouts(self) -> ConnectionSpec:
@@ -233,8 +251,20 @@ class ConnectionSpec(_Spec):
             final_timeout=self.final_timeout,
             enabled=self.enabled,
             dlr_secret=dlr_secret,
-            options=self.options(),
+            options={**self.options(), **self._engine_options()},
         )
+
+    def _engine_options(self) -> dict[str, Any]:
+        # only what differs from the defaults: a connection without engine settings keeps the
+        # options it always had
+        given = {
+            "throughput": self.throughput,
+            "window": self.window,
+            "fallback": list(self.fallback),
+            "max_queue_time": self.max_queue_time,
+        }
+        defaults = {"throughput": 0, "window": 100, "fallback": [], "max_queue_time": 3600.0}
+        return {k: v for k, v in given.items() if v != defaults[k]}
 
 
 class WavySpec(ConnectionSpec):
@@ -514,6 +544,7 @@ class CustomerSpec(_Spec):
     aut_camp: bool = True
     callback: CallbackSpec | None = None
     accents: Literal["keep", "fold"] = "keep"  # SPEC §13
+    priority: Literal["normal", "high"] = "normal"  # SPEC §11
 
     def to_customer(self) -> Customer:
         """The domain record (money and lists are stored apart)."""
@@ -534,6 +565,7 @@ class CustomerSpec(_Spec):
             aut_camp=self.aut_camp,
             callback=self.callback.to_config() if self.callback else None,
             accents=self.accents,
+            priority=self.priority,
         )
 
 

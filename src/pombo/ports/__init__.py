@@ -25,6 +25,7 @@ from pombo.ports.runtime import (
     AuthCounters,
     AuthPolicy,
     Catalogs,
+    Claimed,
     Clock,
     Connection,
     Deliveries,
@@ -32,8 +33,11 @@ from pombo.ports.runtime import (
     MessageRow,
     Orphans,
     Outbox,
+    Pacing,
+    Queue,
     SendLedger,
     Upkeep,
+    Waiting,
 )
 
 
@@ -44,6 +48,8 @@ class Store(
     Deliveries,
     MessageLog,
     Outbox,
+    Queue,
+    Pacing,
     AuthCounters,
     Upkeep,
     Admin,
@@ -65,6 +71,7 @@ __all__ = [
     "AuthCounters",
     "AuthPolicy",
     "Catalogs",
+    "Claimed",
     "Clock",
     "Connection",
     "Deliveries",
@@ -80,7 +87,9 @@ __all__ = [
     "Orphans",
     "Outbox",
     "OutcomeUnknown",
+    "Pacing",
     "ProvisionReport",
+    "Queue",
     "Row",
     "SendLedger",
     "Store",
@@ -88,4 +97,5 @@ __all__ = [
     "UpstreamError",
     "UpstreamRejected",
     "UpstreamTimeout",
+    "Waiting",
 ]

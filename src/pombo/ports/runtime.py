@@ -83,6 +83,74 @@ class Connection(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class Waiting:
+    """A message waiting in the upstream queue for its turn at `connection` (SPEC §11)."""
+
+    message_id: int
+    customer_id: int
+    connection: str  # the one to try next
+    priority: int  # 1 (high) is served before 0
+    not_before: float
+    enqueued_at: float  # when it first waited (max_queue_time counts from here)
+    attempts: int = 0  # "not sent" outcomes so far
+    last_error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    """A message taken off the queue to be sent now, with what the connection needs."""
+
+    waiting: Waiting
+    sms: OutboundSms
+    segments: int
+    routed_to: str  # the connection in its log row (the first one, or a fallback that took it)
+
+
+class Queue(Protocol):
+    """The durable upstream queue and its attempts log (SPEC §11)."""
+
+    async def enqueue(self, item: Waiting, *, note: str | None, now: float) -> None:
+        """Put a message in the queue (or back, after a "not sent" attempt whose raw answer is
+        `note`, logged as a not_sent attempt)."""
+        ...
+
+    async def claim_due(self, *, connection: str, limit: int, now: float) -> list[Claimed]:
+        """Take up to `limit` messages due at `connection` off the queue, each logged as claimed
+        in the same transaction: high priority first, then round robin across customers."""
+        ...
+
+    async def expire(self, *, connection: str, enqueued_before: float, now: float) -> list[int]:
+        """Messages of `connection` waiting since before `enqueued_before`: off the queue, 300
+        `expired in queue`, refunded once. Their ids."""
+        ...
+
+    async def queue_stats(self) -> dict[str, tuple[int, float]]:
+        """Per connection with waiting messages: (how many, the oldest enqueued_at)."""
+        ...
+
+    async def record_attempt(self, *, message_id: int, connection: str, kind: str, raw: str, now: float) -> None:
+        """Log one attempt's outcome kind (not_sent, unknown...) for the operator."""
+        ...
+
+    async def route_to(self, *, message_id: int, connection: str, cost: int, now: float) -> None:
+        """A fallback takes the message: its log row's connection and cost become that one's."""
+        ...
+
+    async def attempts(self, *, message_id: int) -> list[MessageRow]:
+        """The message's logged attempts (connection, kind, raw, at), oldest first."""
+        ...
+
+
+class Pacing(Protocol):
+    """`throughput` shared by every worker and host using this store (SPEC §11)."""
+
+    async def grant(self, *, connection: str, want: int, rate: int, now: float) -> int:
+        """Up to `want` sends that may begin now without more than `rate` granted in any sliding
+        second (the store's clock decides where it has one); how many were granted."""
+        ...
+
+
 class Clock(Protocol):
     """Wall-clock time, replaceable in tests."""
 

@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 
 from pombo.domain import codes
 from pombo.domain.codes import Rejection
+from pombo.domain.engine import priority_of
 from pombo.domain.model import OutboundSms
 from pombo.domain.night import night_start
 from pombo.domain.send import Draft, notify_url, parse_request, run_checks
@@ -85,7 +86,13 @@ class MakeSms:
             sender=draft.request.sender,
             ctid=draft.request.ctid,
         )
-        code = await self._dispatcher.dispatch(draft.connection, sms)
+        code = await self._dispatcher.dispatch(
+            draft.connection,
+            sms,
+            customer_id=principal.customer.id,
+            priority=priority_of(principal.customer.priority),
+            segments=draft.segments,
+        )
         return SendResult(code, codes.TEXTS[code], accepted)
 
     def _accept_spec(self, draft: Draft, *, user_id: int | None, now: float) -> AcceptSpec:

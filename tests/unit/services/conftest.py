@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -22,7 +23,7 @@ from pombo.adapters.memory import MemoryStore
 from pombo.domain import credentials
 from pombo.domain.delivery import StatusReport
 from pombo.domain.model import ConnectionConfig, OutboundSms, UpstreamAck
-from pombo.ports import AuthPolicy, UpstreamRejected, UpstreamTimeout
+from pombo.ports import AuthPolicy, NotSent, OutcomeUnknown, UpstreamRejected, UpstreamTimeout
 from pombo.services.account import Accounts
 from pombo.services.auth import Authenticator, Credentials
 from pombo.services.callbacks import CallbackSender
@@ -67,12 +68,14 @@ class FakeClock:
 
 @dataclass(frozen=True)
 class Outcome:
-    """What a scripted upstream does with one send: ok, reject, timeout or crash, after `delay`."""
+    """What a scripted upstream does with one send: ok, reject, timeout, unknown, not_sent or
+    crash, after `delay` (not_sent with the provider's `retry_after`)."""
 
     kind: str = "ok"
     delay: float = 0.0
     upstream_id: str | None = None
     raw: str = "scripted"
+    retry_after: float | None = None
 
 
 OK = Outcome()
@@ -87,6 +90,9 @@ class Upstream:
     statuses: dict[int, StatusReport | Exception | None] = field(default_factory=dict)
     unread: dict[str, list[StatusReport]] = field(default_factory=dict)
     built: list[ScriptedConnection] = field(default_factory=list)
+    in_flight: dict[str, int] = field(default_factory=dict)  # sends not yet answered, per connection
+    most_in_flight: dict[str, int] = field(default_factory=dict)
+    started: list[tuple[str, int, float]] = field(default_factory=list)  # (connection, id, monotonic)
 
     def script(self, connection: str, *outcomes: Outcome) -> None:
         """Queue outcomes for the next sends on `connection` (then OK again)."""
@@ -119,10 +125,23 @@ class ScriptedConnection:
 
     async def send(self, sms: OutboundSms) -> UpstreamAck:
         """Answer with the next scripted outcome."""
+        up, name = self._upstream, self.config.name
         self.sent.append(sms)
-        outcome = self._upstream.next(self.config.name)
+        up.started.append((name, sms.id, time.monotonic()))
+        up.in_flight[name] = up.in_flight.get(name, 0) + 1
+        up.most_in_flight[name] = max(up.most_in_flight.get(name, 0), up.in_flight[name])
+        try:
+            return await self._answer(sms, up.next(name))
+        finally:
+            up.in_flight[name] -= 1
+
+    async def _answer(self, sms: OutboundSms, outcome: Outcome) -> UpstreamAck:
         if outcome.delay:
             await asyncio.sleep(outcome.delay)
+        if outcome.kind == "not_sent":
+            raise NotSent(outcome.raw, retry_after=outcome.retry_after)
+        if outcome.kind == "unknown":
+            raise OutcomeUnknown(outcome.raw)
         if outcome.kind == "ok":
             return UpstreamAck(outcome.upstream_id or f"up-{sms.id}", outcome.raw)
         if outcome.kind == "reject":

@@ -34,7 +34,7 @@ async def test_ok_settles_and_reports(world: World) -> None:
     assert refunds(world, result.cdls_id) == []
 
 
-@pytest.mark.parametrize("kind", ["reject", "timeout", "crash"])
+@pytest.mark.parametrize("kind", ["reject", "crash"])
 async def test_failures_answer_300_and_refund_exactly_once(world: World, kind: str) -> None:
     world.upstream.script("velip", Outcome(kind, raw="hard error"))
     result = await world.send()
@@ -46,6 +46,21 @@ async def test_failures_answer_300_and_refund_exactly_once(world: World, kind: s
     raw = world.message(result.cdls_id)["return_log"]
     assert raw == ("internal error in connection" if kind == "crash" else "hard error")
     assert world.dispatcher.health["velip"].failed == 1 and world.outcomes == [("velip", 300, 1)]
+
+
+async def test_an_unknown_outcome_answers_wr_stays_charged_and_is_never_sent_again(world: World) -> None:
+    # SPEC §11: a timeout after the request went out may have reached the handset
+    world.upstream.script("velip", Outcome("timeout", raw="no answer within 2s"))
+    result = await world.send()
+    assert result.code == codes.WR
+    await world.dispatcher.drain(timeout=2)
+    row = world.message(result.cdls_id)
+    assert (row["status_code"], row["delivery"]) == (codes.WR, "pending")
+    assert refunds(world, result.cdls_id) == [] and await world.balance(11) == 50 * UNITS - 500
+    assert len(world.upstream.sent()) == 1 and world.store.t.queue == {}
+    assert [(a["kind"], a["raw"]) for a in await world.store.attempts(message_id=result.cdls_id)] == [
+        ("unknown", "no answer within 2s")]
+    assert world.outcomes == [("velip", codes.WR, 1)] and world.dispatcher.health["velip"].by_kind["unknown"] == 1
 
 
 async def test_ack_timeout_answers_wr_and_the_outcome_lands_later(world: World) -> None:

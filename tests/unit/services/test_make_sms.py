@@ -252,12 +252,21 @@ async def test_wr_then_the_background_outcome_lands(world: World) -> None:
 
 
 async def test_wr_that_finally_fails_is_refunded(world: World) -> None:
-    world.upstream.script("velip", Outcome("timeout", delay=0.3))
+    world.upstream.script("velip", Outcome("reject", delay=0.3))
     result = await world.send()
     assert result.code == codes.WR
     await world.dispatcher.drain(timeout=5)
     assert world.message(result.cdls_id)["status_code"] == codes.PROVIDER_ERROR
     assert await world.balance(11) == 50 * UNITS
+
+
+async def test_wr_whose_outcome_stays_unknown_is_kept_charged(world: World) -> None:
+    world.upstream.script("velip", Outcome("timeout", delay=0.3))
+    result = await world.send()
+    assert result.code == codes.WR
+    await world.dispatcher.drain(timeout=5)
+    assert world.message(result.cdls_id)["status_code"] == codes.WR
+    assert await world.balance(11) == 50 * UNITS - 500
 
 
 # ------------------------------------------------------------------ notify_url, cuttext, provider

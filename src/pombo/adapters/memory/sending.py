@@ -115,10 +115,16 @@ class SendPath:
             if len(claimed) >= limit:
                 break
             if (m["status_code"] == codes.WR and m["delivery"] == delivery.PENDING and m["created_at"] < older_than
-                    and (m["reconcile_at"] is None or m["reconcile_at"] < now - CLAIM_SECONDS)):
+                    and (m["reconcile_at"] is None or m["reconcile_at"] < now - CLAIM_SECONDS)
+                    and not self._with_the_engine(m["id"], older_than)):
                 claimed.append(message_row(m))
                 m["reconcile_at"] = now
         return claimed
+
+    def _with_the_engine(self, message_id: int, since: float) -> bool:
+        """Waiting in the upstream queue, or claimed from it since `since`: not an orphan."""
+        return message_id in self.t.queue or any(
+            a["message_id"] == message_id and a["kind"] == "claimed" and a["at"] >= since for a in self.t.attempts)
 
     async def mark_unknown(self, *, message_id: int, now: float) -> bool:
         """A waiting message whose outcome cannot be learnt: delivery `unknown` (kept charged)."""

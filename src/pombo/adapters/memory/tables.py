@@ -70,6 +70,9 @@ class Tables:
     auth_failures: list[Row] = field(default_factory=list)
     ip_blocks: dict[str, Row] = field(default_factory=dict)
     callbacks: dict[int, Row] = field(default_factory=dict)  # by id, in id order
+    queue: dict[int, Row] = field(default_factory=dict)  # the upstream queue, by message id
+    attempts: list[Row] = field(default_factory=list)  # the upstream attempts log
+    grants: dict[str, list[tuple[float, int]]] = field(default_factory=dict)  # throughput grants (at, n)
     ids: dict[str, itertools.count[int]] = field(default_factory=dict)
 
     def next_id(self, table: str) -> int:

@@ -134,6 +134,7 @@ def _customer(r: Any) -> Customer:
         aut_camp=bool(r.aut_camp),
         callback=_callback(r.callback),
         accents=r.accents,
+        priority=r.priority,
     )
 
 

@@ -110,6 +110,7 @@ def _upsert_customer(conn: Connection, spec: Any, *, now: float, counts: dict[st
         "aut_camp": spec.aut_camp,
         "callback": _callback_json(spec.callback.to_config()) if spec.callback else None,
         "accents": spec.accents,
+        "priority": spec.priority,
     }
     created = _upsert(conn, t.customers, {"id": spec.id}, values)
     counts["customers"] += 1

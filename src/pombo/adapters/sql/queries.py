@@ -125,7 +125,11 @@ CLAIM_ORPHAN = (
     "UPDATE messages SET reconcile_at=? WHERE id=? AND status_code=1 AND delivery='pending' "
     "AND (reconcile_at IS NULL OR reconcile_at<?)"
 )
+# a message waiting in the upstream queue, or claimed from it lately, is the engine's, not an orphan
 ORPHAN_ROWS = (
-    f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE status_code=1 AND delivery='pending' "
-    "AND created_at<? AND (reconcile_at IS NULL OR reconcile_at<?) ORDER BY id LIMIT ?"
+    f"SELECT {MESSAGE_COLUMNS} FROM messages m WHERE status_code=1 AND delivery='pending' "
+    "AND created_at<? AND (reconcile_at IS NULL OR reconcile_at<?) "
+    "AND NOT EXISTS (SELECT 1 FROM upstream_queue q WHERE q.message_id=m.id) "
+    "AND NOT EXISTS (SELECT 1 FROM upstream_attempts a WHERE a.message_id=m.id AND a.kind='claimed' AND a.at>=?) "
+    "ORDER BY id LIMIT ?"
 )

@@ -84,6 +84,7 @@ customers = Table(
     # username, password, headers); NULL = no callbacks
     Column("callback", Text, nullable=True),
     Column("accents", String(8), nullable=False, server_default="keep"),  # keep | fold (SPEC §13)
+    Column("priority", String(8), nullable=False, server_default="normal"),  # normal | high (SPEC §11)
 )
 
 users = Table(
@@ -273,3 +274,48 @@ operators = Table(
     Column("sessions_after", Float, nullable=False, server_default="0"),
     Column("created_at", Float, nullable=False),
 )
+
+# The upstream engine (SPEC §11, migration 0009): messages waiting for their turn at a
+# connection (a message sent at once never has a row), and every attempt that was not a plain
+# first-try send, for the operator to see.
+upstream_queue = Table(
+    "upstream_queue",
+    metadata,
+    Column("id", BigId, primary_key=True),
+    Column("message_id", BigInteger, nullable=False, unique=True),
+    Column("customer_id", Integer, nullable=False),
+    Column("connection", String(64), nullable=False),  # the one to try next
+    Column("priority", Integer, nullable=False, server_default="0"),  # 1: high
+    Column("not_before", Float, nullable=False),
+    Column("enqueued_at", Float, nullable=False),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("last_error", Text, nullable=True),
+)
+Index("ix_upstream_queue_due", upstream_queue.c.connection, upstream_queue.c.not_before)
+Index("ix_upstream_queue_age", upstream_queue.c.connection, upstream_queue.c.enqueued_at)
+upstream_attempts = Table(
+    "upstream_attempts",
+    metadata,
+    Column("id", BigId, primary_key=True),
+    Column("message_id", BigInteger, nullable=False),
+    Column("connection", String(64), nullable=False),
+    Column("kind", String(16), nullable=False),  # claimed | not_sent | unknown | expired
+    Column("raw", Text, nullable=True),
+    Column("at", Float, nullable=False),
+)
+Index("ix_upstream_attempts_message", upstream_attempts.c.message_id, upstream_attempts.c.at)
+upstream_pace = Table(
+    "upstream_pace",
+    metadata,
+    Column("connection", String(64), primary_key=True),
+    Column("at", Float, nullable=False, server_default="0"),
+)
+upstream_grants = Table(
+    "upstream_grants",
+    metadata,
+    Column("id", BigId, primary_key=True),
+    Column("connection", String(64), nullable=False),
+    Column("at", Float, nullable=False),
+    Column("n", Integer, nullable=False),
+)
+Index("ix_upstream_grants_at", upstream_grants.c.connection, upstream_grants.c.at)

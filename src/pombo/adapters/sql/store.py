@@ -17,6 +17,7 @@ from pombo.adapters.sql import queries as q
 from pombo.adapters.sql.batch import Batcher
 from pombo.adapters.sql.executor import Database, Executor
 from pombo.adapters.sql.operator_store import OperatorSide
+from pombo.adapters.sql.queue import SqlQueue
 from pombo.adapters.sql.snapshot import CatalogSide
 from pombo.domain import codes, delivery
 from pombo.domain.catalog import Catalog
@@ -28,7 +29,7 @@ CLAIM_SECONDS = 60.0  # how long a reconciliation claim keeps other processes aw
 SettleItem = tuple[int, str | None, str, float]  # (message id, upstream id, raw, now)
 
 
-class SqlStore(CatalogSide, OperatorSide):
+class SqlStore(CatalogSide, SqlQueue, OperatorSide):
     """What both engines share (the operator's ports among it). Subclasses provide the batched
     send path."""
 
@@ -80,10 +81,14 @@ class SqlStore(CatalogSide, OperatorSide):
     async def settle_failed(self, *, message_id: int, raw: str, now: float) -> bool:
         """Record a hard error and refund the chain exactly what was debited, once."""
         async with self.x.transaction() as tx:
-            if await tx.execute(q.SETTLE_FAILED, (storable(raw)[:4000], now, now, message_id)) != 1:
-                return False
-            await self._refund(tx, message_id, now)
-            await enqueue(tx, message_id, now)
+            return await self._fail_and_refund(tx, message_id, raw, now)
+
+    async def _fail_and_refund(self, tx: Executor, message_id: int, raw: str, now: float) -> bool:
+        """Inside `tx`: 300 and the chain's refund, when the message is still waiting."""
+        if await tx.execute(q.SETTLE_FAILED, (storable(raw)[:4000], now, now, message_id)) != 1:
+            return False
+        await self._refund(tx, message_id, now)
+        await enqueue(tx, message_id, now)
         return True
 
     async def _refund(self, tx: Executor, message_id: int, now: float) -> None:
@@ -105,7 +110,7 @@ class SqlStore(CatalogSide, OperatorSide):
     async def claim_orphans(self, *, older_than: float, now: float, limit: int = 100) -> list[MessageRow]:
         """Waiting messages older than `older_than` that this process now owns for reconciliation
         (a claim lasts a minute, so two processes never reconcile the same message at once)."""
-        rows = await self.x.fetchall(q.ORPHAN_ROWS, (older_than, now - CLAIM_SECONDS, limit))
+        rows = await self.x.fetchall(q.ORPHAN_ROWS, (older_than, now - CLAIM_SECONDS, older_than, limit))
         claimed = []
         for row in rows:
             if await self.x.execute(q.CLAIM_ORPHAN, (now, row["id"], now - CLAIM_SECONDS)) == 1:

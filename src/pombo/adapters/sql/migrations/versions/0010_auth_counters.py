@@ -9,7 +9,7 @@
   so a process reads only the tokens changed since the version it has seen.
 
 Revision ID: 0010_auth_counters
-Revises: 0008_customer_accents
+Revises: 0009_upstream_queue
 Create Date: 2026-12-01
 """
 
@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0010_auth_counters"
-down_revision = "0008_customer_accents"
+down_revision = "0009_upstream_queue"
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,50 @@
+"""The upstream engine's rules without I/O (SPEC §11): a connection's engine settings, the
+retry backoff, and the order connections are tried in."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pombo.domain.model import ConnectionConfig
+
+DEFAULT_WINDOW = 100
+DEFAULT_MAX_QUEUE_TIME = 3600.0
+BACKOFF_FIRST = 0.5  # seconds before the first retry of a "not sent" attempt
+BACKOFF_MAX = 30.0
+SKIP_AFTER = 5  # "not sent" in a row that skip a connection that has a fallback
+SKIP_FOR = 30.0  # seconds a skipped connection is left alone (then one message probes it)
+HIGH, NORMAL = 1, 0  # queue priorities
+
+
+@dataclass(frozen=True, slots=True)
+class EngineSettings:
+    """throughput (0: no cap), window, fallback, max_queue_time of one connection."""
+
+    throughput: float = 0.0
+    window: int = DEFAULT_WINDOW
+    fallback: tuple[str, ...] = ()
+    max_queue_time: float = DEFAULT_MAX_QUEUE_TIME
+
+    @classmethod
+    def of(cls, config: ConnectionConfig) -> EngineSettings:
+        """The settings kept in the connection's options (absent: the defaults)."""
+        o = config.options
+        fallback = o.get("fallback") or ()
+        return cls(
+            throughput=float(o.get("throughput") or 0),
+            window=int(o.get("window") or DEFAULT_WINDOW),
+            fallback=(fallback,) if isinstance(fallback, str) else tuple(fallback),
+            max_queue_time=float(o.get("max_queue_time") or DEFAULT_MAX_QUEUE_TIME),
+        )
+
+
+def backoff(attempts: int, retry_after: float | None) -> float:
+    """Seconds before the next try after `attempts` "not sent" outcomes; the provider's
+    Retry-After wins when it asks for longer."""
+    delay: float = min(BACKOFF_FIRST * 2.0 ** max(attempts - 1, 0), BACKOFF_MAX)
+    return max(delay, retry_after or 0.0)
+
+
+def priority_of(level: str) -> int:
+    """The queue priority of a customer's `priority` setting."""
+    return HIGH if level == "high" else NORMAL

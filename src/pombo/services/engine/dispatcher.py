@@ -1,0 +1,338 @@
+"""Hands accepted messages to their upstream connection, now when there is capacity, else
+through the durable queue (SPEC §11).
+
+The fast path (under `throughput` and `window`, connection not skipped, nothing of its chain
+waiting) sends right after the accept, with no queue row. A message that must wait gets a queue
+row, and the pump (pump.py) claims it before sending it. Outcomes are told apart by type only:
+NotSent goes back to wait (backoff, Retry-After, the fallbacks), UpstreamRejected is 300 and
+refunded, OutcomeUnknown is never sent again (WR until a report or a status query settles it).
+The caller waits at most `ack_timeout` for OK or 300, else hears WR.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any, Protocol
+
+import structlog
+
+from pombo.domain import codes
+from pombo.domain.catalog import Catalog
+from pombo.domain.engine import EngineSettings, backoff
+from pombo.domain.model import ConnectionConfig, OutboundSms
+from pombo.errors import StoreUnavailable
+from pombo.ports import (
+    Catalogs,
+    Clock,
+    Connection,
+    NotSent,
+    OutcomeUnknown,
+    Pacing,
+    Queue,
+    SendLedger,
+    UpstreamRejected,
+    Waiting,
+)
+from pombo.services.engine.health import Health
+from pombo.services.engine.job import Job
+from pombo.services.engine.pacing import Limiter, SharedWindow, local_limiter
+from pombo.services.engine.pump import Pump
+from pombo.services.engine.settle import Settler
+
+log = structlog.get_logger("pombo.dispatch")
+
+ConnectionFactory = Callable[[ConnectionConfig], Connection]
+Outcome = Callable[[str, int, int], None]  # (connection, code, failures in a row) -> metrics
+Attempt = Callable[[str, str], None]  # (connection, outcome kind) -> metrics
+
+
+class EngineStore(Catalogs, SendLedger, Queue, Pacing, Protocol):
+    """What the engine needs: the configuration, settling, the queue and shared pacing."""
+
+
+class Dispatcher:
+    """One live Connection per configured connection, its pacing and health, and the waiters."""
+
+    def __init__(
+        self,
+        store: EngineStore,
+        *,
+        factory: ConnectionFactory,
+        clock: Clock,
+        on_outcome: Outcome | None = None,
+        on_attempt: Attempt | None = None,
+        shared_throughput: bool = False,
+    ) -> None:
+        self._store = store
+        self._factory = factory
+        self._clock = clock
+        self._on_outcome = on_outcome
+        self._on_attempt = on_attempt
+        self._shared = shared_throughput  # several workers: the store grants throughput
+        self._live: dict[str, Connection] = {}
+        self._retired: list[Connection] = []
+        self._settings: dict[str, tuple[ConnectionConfig, EngineSettings]] = {}
+        self._limiters: dict[str, tuple[float, Limiter]] = {}
+        self._background: set[asyncio.Future[Any]] = set()
+        self._waiters: dict[int, asyncio.Future[int]] = {}
+        self.in_flight_by: dict[str, int] = {}
+        self.backlog: set[str] = set()  # heads this process knows have messages waiting
+        self.health: dict[str, Health] = {}
+        self.settler = Settler(store, clock, self._keep)
+        self.wake = asyncio.Event()
+        self.pump: Any = None  # pump.Pump, started by start()
+
+    # ------------------------------------------------------------ connections and capacity
+
+    def connection(self, config: ConnectionConfig) -> Connection:
+        """The live connection for this configuration."""
+        live = self._live.get(config.name)
+        if live is not None and live.config == config:
+            return live
+        if live is not None:
+            self._retired.append(live)  # closed at shutdown; in-flight sends keep using it
+        live = self._live[config.name] = self._factory(config)
+        return live
+
+    def settings(self, config: ConnectionConfig) -> EngineSettings:
+        """The connection's engine settings (parsed once per configuration)."""
+        cached = self._settings.get(config.name)
+        if cached is not None and cached[0] is config:
+            return cached[1]
+        settings = EngineSettings.of(config)
+        self._settings[config.name] = (config, settings)
+        return settings
+
+    def limiter(self, config: ConnectionConfig) -> Limiter:
+        """The throughput limiter of this connection (rebuilt when its throughput changes)."""
+        rate = self.settings(config).throughput
+        cached = self._limiters.get(config.name)
+        if cached is None or cached[0] != rate:
+            cached = self._limiters[config.name] = (rate, self._new_limiter(config.name, rate))
+        return cached[1]
+
+    def _new_limiter(self, name: str, rate: float) -> Limiter:
+        if not self._shared or rate <= 0:
+            return local_limiter(rate)
+        cap = max(1, int(rate))
+
+        async def grant(want: int) -> int:
+            return await self._store.grant(connection=name, want=want, rate=cap, now=self._clock.now())
+
+        return SharedWindow(rate, grant, on_tokens=self.wake.set)
+
+    def free(self, config: ConnectionConfig) -> int:
+        """Sends that may start on it now: under its window and its throughput."""
+        window = self.settings(config).window - self.in_flight_by.get(config.name, 0)
+        return min(window, self.limiter(config).available()) if window > 0 else 0
+
+    def health_of(self, name: str) -> Health:
+        """This process's view of one connection."""
+        health = self.health.get(name)
+        if health is None:
+            health = self.health[name] = Health()
+        return health
+
+    def target(self, config: ConnectionConfig, catalog: Catalog | None, now: float) -> ConnectionConfig | None:
+        """Where a message of this chain goes now: the head unless skipped, else the first
+        usable fallback; None when every one is skipped (the message waits)."""
+        health = self.health.get(config.name)
+        if health is None or health.usable(now):
+            return config
+        for name in self.settings(config).fallback:
+            other = catalog.connections.get(name) if catalog is not None else None
+            if other is not None and other.enabled and self.health_of(name).usable(now):
+                return other
+        return None
+
+    # ------------------------------------------------------------ the send
+
+    async def dispatch(
+        self, config: ConnectionConfig, sms: OutboundSms, *, customer_id: int = 0, priority: int = 0, segments: int = 1
+    ) -> int:
+        """Send now or queue, and return 0 or 300, or WR (1) when the ack timeout elapses first."""
+        now = self._clock.now()
+        if self.pump is None:
+            self.start()
+        job = Job(sms, customer_id, priority, segments, config.name, now, config.name)
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[int] = loop.create_future()
+        self._waiters[sms.id] = waiter
+        health = self.health.get(config.name)
+        catalog = None if health is None or health.usable(now) else await self._store.catalog()
+        target = self.target(config, catalog, now)
+        if target is not None and config.name not in self.backlog and self.free(target) > 0:
+            self.start_attempt(target, job)
+        else:
+            self._keep(loop.create_task(self.wait(job, now=now, not_before=now, note=None)))
+        timer = loop.call_later(config.ack_timeout, _answer_wr, waiter)
+        try:
+            return await waiter
+        finally:
+            timer.cancel()
+            self._waiters.pop(sms.id, None)
+
+    def start_attempt(self, target: ConnectionConfig, job: Job, *, reserved: bool = False) -> None:
+        """Send `job` to `target` in a task of its own (its capacity taken unless `reserved`)."""
+        name = target.name
+        if not reserved:
+            self.limiter(target).take(1)
+            self.in_flight_by[name] = self.in_flight_by.get(name, 0) + 1
+        health = self.health.get(name)
+        if health is not None:
+            health.started(self._clock.now())
+        self._keep(asyncio.get_running_loop().create_task(self._attempt(target, job)))
+
+    async def _attempt(self, target: ConnectionConfig, job: Job) -> None:
+        name, mid = target.name, job.sms.id
+        try:
+            if name != job.routed_to and not await self._route(target, job):
+                self.limiter(target).give_back(1)
+                return
+            self.limiter(target).began()
+            try:
+                ack = await self.connection(target).send(job.sms)
+            except NotSent as exc:
+                self._count(target, "not_sent")
+                await self._retry(target, job, exc)
+                return
+            except UpstreamRejected as exc:
+                kind, code, raw, upstream_id = "rejected", codes.PROVIDER_ERROR, exc.raw, None
+            except OutcomeUnknown as exc:
+                kind, code, raw, upstream_id = "unknown", codes.WR, exc.raw, None
+            except Exception:
+                # a bug in a connection: nothing reached the handset that we know of; refund
+                log.exception("upstream_crashed", connection=name, cdls_id=mid)
+                kind, code, raw, upstream_id = "rejected", codes.PROVIDER_ERROR, "internal error in connection", None
+            else:
+                kind, code, raw, upstream_id = "ok", codes.OK, ack.raw, ack.upstream_id
+        finally:
+            self.in_flight_by[name] -= 1
+            if self.backlog:
+                self.wake.set()  # a window slot is free: the pump may send more
+        health = self._count(target, kind)
+        if self._on_outcome is not None:
+            self._on_outcome(name, code, health.consecutive_failures)
+        if kind == "unknown":
+            # it may have reached the handset: never sent again; WR until a report or a status
+            # query settles it (reconciliation), charged
+            await self._note(mid, name, "unknown", raw)
+            log.warning("upstream_outcome_unknown", connection=name, cdls_id=mid)
+        else:
+            code = await self.settler.settle(name, mid, code, raw=raw, upstream_id=upstream_id)
+        self.resolve(mid, code)
+
+    def _count(self, target: ConnectionConfig, kind: str) -> Health:
+        health = self.health_of(target.name)
+        health.outcome(kind, self._clock.now(), has_fallback=bool(self.settings(target).fallback))
+        if self._on_attempt is not None:
+            self._on_attempt(target.name, kind)
+        return health
+
+    async def _route(self, target: ConnectionConfig, job: Job) -> bool:
+        """A fallback takes the message: its log row names it (and its cost) before the send,
+        so a quick delivery report finds it. False when the store is away (it waits again)."""
+        now = self._clock.now()
+        try:
+            catalog = await self._store.catalog()
+            cost = catalog.cost(job.sms.dest, target.name) * job.segments
+            await self._store.route_to(message_id=job.sms.id, connection=target.name, cost=cost, now=now)
+        except StoreUnavailable:
+            await self.wait(job, now=now, not_before=now + 1, note=None)
+            return False
+        job.routed_to = target.name
+        return True
+
+    async def _retry(self, target: ConnectionConfig, job: Job, exc: NotSent) -> None:
+        """Not sent: back to wait, after a backoff on the same connection, or at once when the
+        connection is now skipped (its fallback takes it)."""
+        job.attempts += 1
+        now = self._clock.now()
+        delay = 0.0 if not self.health_of(target.name).usable(now) else backoff(job.attempts, exc.retry_after)
+        log.info("upstream_not_sent", connection=target.name, cdls_id=job.sms.id, retry_in=delay)
+        await self.wait(job, now=now, not_before=now + delay, note=exc.raw)
+
+    async def wait(self, job: Job, *, now: float, not_before: float, note: str | None) -> None:
+        """Put the message in the durable queue (retried while the store is away)."""
+        item = Waiting(job.sms.id, job.customer_id, job.head, job.priority, not_before, job.enqueued_at,
+                       job.attempts, note[:500] if note is not None else None)
+        try:
+            await self._store.enqueue(item, note=note, now=now)
+        except StoreUnavailable:
+            await self.settler.durably(lambda: self._store.enqueue(item, note=note, now=now),
+                                       what="enqueue", cdls_id=job.sms.id)
+        self.backlog.add(job.head)
+        self.wake.set()
+
+    async def _note(self, message_id: int, name: str, kind: str, raw: str) -> None:
+        try:
+            await self._store.record_attempt(message_id=message_id, connection=name, kind=kind, raw=raw,
+                                             now=self._clock.now())
+        except StoreUnavailable:
+            log.warning("attempt_not_logged", connection=name, cdls_id=message_id, kind=kind)
+
+    def resolve(self, message_id: int, code: int) -> None:
+        """Answer the caller still waiting for this message in this process, if any."""
+        waiter = self._waiters.get(message_id)
+        if waiter is not None and not waiter.done():
+            waiter.set_result(code)
+
+    # ------------------------------------------------------------ visibility
+
+    async def report(self) -> dict[str, dict[str, Any]]:
+        """Every configured connection, used yet or not: state, queue length, age of the oldest
+        waiting message, sends in flight and outcomes by kind (this process's)."""
+        catalog = await self._store.catalog()
+        stats = await self._store.queue_stats()
+        now = self._clock.now()
+        out: dict[str, dict[str, Any]] = {}
+        for name in sorted({*catalog.connections, *stats, *self.health}):
+            health = self.health.get(name) or Health()
+            waiting, oldest = stats.get(name, (0, now))
+            out[name] = {
+                "state": health.state,
+                "consecutive_failures": health.consecutive_failures,
+                "sent": health.sent,
+                "failed": health.failed,
+                "queue": waiting,
+                "oldest_age": round(max(0.0, now - oldest), 3) if waiting else 0.0,
+                "in_flight": self.in_flight_by.get(name, 0),
+                "outcomes": dict(health.by_kind),
+            }
+        return out
+
+    # ------------------------------------------------------------ life cycle
+
+    def start(self) -> None:
+        """Start the pump that sends what waits in the queue (after a restart too)."""
+        if self.pump is None:
+            self.pump = Pump(self, self._store, self._clock)
+            self.pump.start()
+
+    def _keep(self, task: asyncio.Future[Any]) -> None:
+        """Hold a reference to background work until it is done (drain() waits for it)."""
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    @property
+    def in_flight(self) -> int:
+        """Sends and queue writes still running."""
+        return sum(1 for task in self._background if not task.done())
+
+    async def drain(self, timeout: float) -> None:
+        """Stop the pump, wait for the sends in flight (at shutdown), close every connection."""
+        if self.pump is not None:
+            await self.pump.stop()
+        if self._background:
+            await asyncio.wait(set(self._background), timeout=timeout)
+        for connection in [*self._live.values(), *self._retired]:
+            await connection.close()
+        self._live.clear()
+        self._retired.clear()
+
+
+def _answer_wr(waiter: asyncio.Future[int]) -> None:
+    if not waiter.done():
+        waiter.set_result(codes.WR)
+

@@ -1,0 +1,228 @@
+"""The upstream engine on the memory store (SPEC §11): not sent goes back to wait and is retried
+(backoff, Retry-After), failover after 5 not sent with a probe 30 s later, rejected and unknown
+are never tried elsewhere, window and throughput hold, waiting messages are served fairly and
+high priority first, and what waits too long expires with a refund."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from typing import Any
+
+from pombo.domain import codes
+from pombo.domain.engine import SKIP_AFTER, SKIP_FOR
+from tests.unit.services.conftest import (
+    OTHER_TOKEN,
+    Outcome,
+    World,
+    WorldMaker,
+    base_document,
+    connection,
+    customer,
+)
+
+UNITS = 10_000
+SHOP_PRICE = 500  # 0.0500
+
+
+async def until(check: Callable[[], Any], timeout: float = 5.0) -> None:
+    """Wait (real time) until `check()` is true."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, "timed out"
+        await asyncio.sleep(0.01)
+
+
+def refunds(world: World, message_id: int) -> list[int]:
+    return [r["amount"] for r in world.store.t.ledger if r["message_id"] == message_id and r["cause"] == "refund"]
+
+
+def status(world: World, message_id: int) -> int:
+    return int(world.message(message_id)["status_code"])
+
+
+def with_fallback(**velip: Any) -> dict[str, Any]:
+    doc = base_document()
+    connection(doc, "velip").update(fallback=["matrix"], **velip)
+    doc["costs"].append({"connection": "matrix", "prefix": "55", "cost": "0.0200"})
+    return doc
+
+
+async def test_not_sent_waits_in_the_queue_and_goes_again_after_the_backoff(world: World) -> None:
+    world.upstream.script("velip", Outcome("not_sent", raw="connection refused"))
+    result = await world.send()
+    assert result.code == codes.WR  # the caller's ack_timeout passed while it waited
+    assert set(world.store.t.queue) == {result.cdls_id} and status(world, result.cdls_id) == codes.WR
+    await asyncio.sleep(0.2)
+    assert len(world.upstream.sent("velip")) == 1  # not before the backoff (0.5 s)
+    world.clock.advance(0.5)
+    await until(lambda: status(world, result.cdls_id) == codes.OK)
+    assert len(world.upstream.sent("velip")) == 2 and world.store.t.queue == {}
+    assert refunds(world, result.cdls_id) == []
+    kinds = [(a["kind"], a["raw"]) for a in await world.store.attempts(message_id=result.cdls_id)]
+    assert kinds == [("not_sent", "connection refused"), ("claimed", None)]
+    assert world.dispatcher.health["velip"].by_kind == {"ok": 1, "not_sent": 1, "rejected": 0, "unknown": 0}
+
+
+async def test_retry_after_is_honoured(world: World) -> None:
+    world.upstream.script("velip", Outcome("not_sent", raw="503", retry_after=10))
+    result = await world.send()
+    world.clock.advance(5)
+    await asyncio.sleep(0.2)
+    assert len(world.upstream.sent("velip")) == 1
+    world.clock.advance(5)
+    await until(lambda: status(world, result.cdls_id) == codes.OK)
+
+
+async def test_a_quick_retry_still_answers_the_caller_in_time(worlds: WorldMaker) -> None:
+    doc = base_document()
+    connection(doc, "velip")["ack_timeout"] = 2
+    world = await worlds(doc)
+    world.upstream.script("velip", Outcome("not_sent"))
+
+    async def later() -> None:
+        await asyncio.sleep(0.2)
+        world.clock.advance(1)
+
+    result, _ = await asyncio.gather(world.send(), later())
+    assert result.code == codes.OK
+
+
+async def test_five_not_sent_skip_the_connection_its_messages_go_to_the_fallback(worlds: WorldMaker) -> None:
+    world = await worlds(with_fallback())
+    world.upstream.script("velip", *[Outcome("not_sent", raw="refused")] * SKIP_AFTER)
+    first = [await world.send(dest=f"1198765000{i}") for i in range(SKIP_AFTER)]
+    assert world.dispatcher.health["velip"].state == "skipped"
+    # the five waiting ones go to the fallback at once, and so does a new one
+    new = await world.send(dest="11987650009")
+    assert new.code == codes.OK
+    for r in first:
+        await until(lambda r=r: status(world, r.cdls_id) == codes.OK)
+    assert len(world.upstream.sent("velip")) == SKIP_AFTER and len(world.upstream.sent("matrix")) == SKIP_AFTER + 1
+    row = world.message(new.cdls_id)
+    # the price stays the first connection's; connection and cost are the fallback's
+    assert (row["connection"], row["cost"], row["value"]) == ("matrix", 200, SHOP_PRICE)
+    assert await world.balance(11) == 50 * UNITS - (SKIP_AFTER + 1) * SHOP_PRICE
+    # 30 s later one message probes the skipped connection; it answers, so it is back
+    world.clock.advance(SKIP_FOR)
+    probe = await world.send(dest="11987650010")
+    assert probe.code == codes.OK and world.message(probe.cdls_id)["connection"] == "velip"
+    assert world.dispatcher.health["velip"].state == "ok"
+
+
+async def test_a_failed_probe_skips_it_again(worlds: WorldMaker) -> None:
+    world = await worlds(with_fallback())
+    world.upstream.script("velip", *[Outcome("not_sent")] * (SKIP_AFTER + 1))
+    for i in range(SKIP_AFTER):
+        await world.send(dest=f"1198765000{i}")
+    world.clock.advance(SKIP_FOR)
+    probe = await world.send(dest="11987650010")
+    assert probe.code == codes.WR or world.message(probe.cdls_id)["connection"] == "matrix"
+    health = world.dispatcher.health["velip"]
+    assert health.state == "skipped" and health.skipped_until == world.clock.now() + SKIP_FOR
+    await until(lambda: status(world, probe.cdls_id) == codes.OK)
+    assert world.message(probe.cdls_id)["connection"] == "matrix"
+
+
+async def test_without_a_fallback_a_connection_is_never_skipped(world: World) -> None:
+    world.upstream.script("velip", *[Outcome("not_sent")] * (SKIP_AFTER + 2))
+    for i in range(SKIP_AFTER + 2):
+        await world.send(dest=f"1198765000{i}")
+    health = world.dispatcher.health["velip"]
+    assert health.skipped_until is None and health.state == "failing"
+
+
+async def test_rejected_and_unknown_are_never_tried_elsewhere(worlds: WorldMaker) -> None:
+    world = await worlds(with_fallback())
+    world.upstream.script("velip", Outcome("reject", raw="NOK"), Outcome("unknown", raw="reset after writing"))
+    rejected, unknown = await world.send(dest="11987650001"), await world.send(dest="11987650002")
+    assert rejected.code == codes.PROVIDER_ERROR and sorted(refunds(world, rejected.cdls_id)) == [300, 500]
+    assert unknown.code == codes.WR and refunds(world, unknown.cdls_id) == []
+    await asyncio.sleep(0.2)
+    world.clock.advance(60)
+    await asyncio.sleep(0.2)
+    assert world.upstream.sent("matrix") == [] and len(world.upstream.sent("velip")) == 2
+    assert status(world, unknown.cdls_id) == codes.WR and world.store.t.queue == {}
+
+
+async def test_the_window_caps_sends_in_flight(worlds: WorldMaker) -> None:
+    doc = base_document()
+    connection(doc, "velip")["window"] = 2
+    world = await worlds(doc)
+    world.upstream.script("velip", *[Outcome(delay=0.15)] * 6)
+    results = await asyncio.gather(*(world.send(dest=f"1198765000{i}") for i in range(6)))
+    await until(lambda: all(status(world, r.cdls_id) == codes.OK for r in results))
+    assert world.upstream.most_in_flight["velip"] == 2
+
+
+async def test_throughput_holds_in_every_sliding_second(worlds: WorldMaker) -> None:
+    doc = base_document()
+    connection(doc, "velip")["throughput"] = 40
+    world = await worlds(doc)
+    results = await asyncio.gather(*(world.send(dest=f"119876{i:05d}") for i in range(100)))
+    await until(lambda: all(status(world, r.cdls_id) == codes.OK for r in results), timeout=10)
+    times = sorted(t for name, _, t in world.upstream.started if name == "velip")
+    assert len(times) == 100
+    most = max(sum(1 for t in times[i:] if t < start + 1.0) for i, start in enumerate(times))
+    assert most <= 40
+    assert times[-1] - times[0] >= 1.0  # 100 at 40/s cannot all go in the first seconds
+
+
+async def test_a_burst_does_not_hold_another_customers_message_longer_than_its_share(worlds: WorldMaker) -> None:
+    doc = base_document()
+    connection(doc, "velip")["throughput"] = 100
+    world = await worlds(doc)
+    burst = [asyncio.ensure_future(world.send(dest=f"119876{i:05d}")) for i in range(300)]
+    await asyncio.sleep(0.3)  # 100 went at once, 200 wait in the queue
+    assert len(world.store.t.queue) == 200
+    single = await world.send(token=OTHER_TOKEN, dest="11987659999")
+    await until(lambda: status(world, single.cdls_id) == codes.OK)
+    assert len(world.store.t.queue) >= 100  # the burst is still waiting: it was not held behind it
+    order = [mid for name, mid, _ in world.upstream.started if name == "velip"]
+    # round robin: it goes in the first turns of the next claim, not after the burst's 200
+    assert order.index(single.cdls_id) <= 100 + 1
+    await asyncio.gather(*burst)
+
+
+async def test_high_priority_is_served_before_normal(worlds: WorldMaker) -> None:
+    doc = base_document()
+    connection(doc, "velip")["throughput"] = 50
+    customer(doc, 20)["priority"] = "high"
+    world = await worlds(doc)
+    burst = [asyncio.ensure_future(world.send(dest=f"119876{i:05d}")) for i in range(120)]
+    await asyncio.sleep(0.2)
+    urgent = await world.send(token=OTHER_TOKEN, dest="11987659999")
+    await until(lambda: status(world, urgent.cdls_id) == codes.OK)
+    order = [mid for name, mid, _ in world.upstream.started if name == "velip"]
+    assert order.index(urgent.cdls_id) == 50  # the first one out of the queue
+    await asyncio.gather(*burst)
+
+
+async def test_a_message_waiting_longer_than_max_queue_time_expires_refunded_once(worlds: WorldMaker) -> None:
+    doc = base_document()
+    connection(doc, "velip")["max_queue_time"] = 30
+    world = await worlds(doc)
+    world.upstream.script("velip", Outcome("not_sent", raw="503", retry_after=600))
+    result = await world.send()
+    world.clock.advance(31)
+    await until(lambda: status(world, result.cdls_id) == codes.PROVIDER_ERROR, timeout=3)
+    row = world.message(result.cdls_id)
+    assert (row["return_log"], row["delivery"]) == ("expired in queue", "rejected")
+    assert sorted(refunds(world, result.cdls_id)) == [300, 500] and world.store.t.queue == {}
+    await asyncio.sleep(1.2)
+    assert sorted(refunds(world, result.cdls_id)) == [300, 500]
+    assert len(world.upstream.sent("velip")) == 1
+
+
+async def test_the_report_shows_every_configured_connection_with_its_queue(world: World) -> None:
+    world.upstream.script("velip", Outcome("not_sent", raw="503", retry_after=60))
+    await world.send()
+    world.clock.advance(12)
+    report = await world.dispatcher.report()
+    assert set(report) == {"velip", "matrix", "flash", "wavy", "tww", "kannel", "http"}
+    assert report["matrix"]["state"] == "idle" and report["matrix"]["queue"] == 0
+    velip = report["velip"]
+    assert (velip["state"], velip["queue"], velip["oldest_age"]) == ("ok", 1, 12.0)
+    assert velip["outcomes"]["not_sent"] == 1
+    assert {"consecutive_failures", "sent", "failed", "in_flight"} <= set(velip)
