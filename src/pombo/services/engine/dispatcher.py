@@ -18,8 +18,7 @@ from typing import Any, Protocol
 import structlog
 
 from pombo.domain import codes
-from pombo.domain.catalog import Catalog
-from pombo.domain.engine import EngineSettings, backoff
+from pombo.domain.engine import backoff
 from pombo.domain.model import ConnectionConfig, OutboundSms
 from pombo.errors import StoreUnavailable
 from pombo.ports import (
@@ -34,9 +33,9 @@ from pombo.ports import (
     UpstreamRejected,
     Waiting,
 )
+from pombo.services.engine.capacity import Capacity
 from pombo.services.engine.health import Health
 from pombo.services.engine.job import Job
-from pombo.services.engine.pacing import Limiter, SharedWindow, local_limiter
 from pombo.services.engine.pump import Pump
 from pombo.services.engine.settle import Settler
 
@@ -51,7 +50,7 @@ class EngineStore(Catalogs, SendLedger, Queue, Pacing, Protocol):
     """What the engine needs: the configuration, settling, the queue and shared pacing."""
 
 
-class Dispatcher:
+class Dispatcher(Capacity):
     """One live Connection per configured connection, its pacing and health, and the waiters."""
 
     def __init__(
@@ -64,26 +63,21 @@ class Dispatcher:
         on_attempt: Attempt | None = None,
         shared_throughput: bool = False,
     ) -> None:
+        super().__init__(store, clock, shared=shared_throughput)
         self._store = store
         self._factory = factory
         self._clock = clock
         self._on_outcome = on_outcome
         self._on_attempt = on_attempt
-        self._shared = shared_throughput  # several workers: the store grants throughput
         self._live: dict[str, Connection] = {}
         self._retired: list[Connection] = []
-        self._settings: dict[str, tuple[ConnectionConfig, EngineSettings]] = {}
-        self._limiters: dict[str, tuple[float, Limiter]] = {}
         self._background: set[asyncio.Future[Any]] = set()
         self._waiters: dict[int, asyncio.Future[int]] = {}
-        self.in_flight_by: dict[str, int] = {}
         self.backlog: set[str] = set()  # heads this process knows have messages waiting
-        self.health: dict[str, Health] = {}
         self.settler = Settler(store, clock, self._keep)
-        self.wake = asyncio.Event()
         self.pump: Any = None  # pump.Pump, started by start()
 
-    # ------------------------------------------------------------ connections and capacity
+    # ------------------------------------------------------------ connections
 
     def connection(self, config: ConnectionConfig) -> Connection:
         """The live connection for this configuration."""
@@ -94,57 +88,6 @@ class Dispatcher:
             self._retired.append(live)  # closed at shutdown; in-flight sends keep using it
         live = self._live[config.name] = self._factory(config)
         return live
-
-    def settings(self, config: ConnectionConfig) -> EngineSettings:
-        """The connection's engine settings (parsed once per configuration)."""
-        cached = self._settings.get(config.name)
-        if cached is not None and cached[0] is config:
-            return cached[1]
-        settings = EngineSettings.of(config)
-        self._settings[config.name] = (config, settings)
-        return settings
-
-    def limiter(self, config: ConnectionConfig) -> Limiter:
-        """The throughput limiter of this connection (rebuilt when its throughput changes)."""
-        rate = self.settings(config).throughput
-        cached = self._limiters.get(config.name)
-        if cached is None or cached[0] != rate:
-            cached = self._limiters[config.name] = (rate, self._new_limiter(config.name, rate))
-        return cached[1]
-
-    def _new_limiter(self, name: str, rate: float) -> Limiter:
-        if not self._shared or rate <= 0:
-            return local_limiter(rate)
-        cap = max(1, int(rate))
-
-        async def grant(want: int) -> int:
-            return await self._store.grant(connection=name, want=want, rate=cap, now=self._clock.now())
-
-        return SharedWindow(rate, grant, on_tokens=self.wake.set)
-
-    def free(self, config: ConnectionConfig) -> int:
-        """Sends that may start on it now: under its window and its throughput."""
-        window = self.settings(config).window - self.in_flight_by.get(config.name, 0)
-        return min(window, self.limiter(config).available()) if window > 0 else 0
-
-    def health_of(self, name: str) -> Health:
-        """This process's view of one connection."""
-        health = self.health.get(name)
-        if health is None:
-            health = self.health[name] = Health()
-        return health
-
-    def target(self, config: ConnectionConfig, catalog: Catalog | None, now: float) -> ConnectionConfig | None:
-        """Where a message of this chain goes now: the head unless skipped, else the first
-        usable fallback; None when every one is skipped (the message waits)."""
-        health = self.health.get(config.name)
-        if health is None or health.usable(now):
-            return config
-        for name in self.settings(config).fallback:
-            other = catalog.connections.get(name) if catalog is not None else None
-            if other is not None and other.enabled and self.health_of(name).usable(now):
-                return other
-        return None
 
     # ------------------------------------------------------------ the send
 

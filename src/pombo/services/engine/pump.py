@@ -55,6 +55,7 @@ class Pump:
     async def _run(self) -> None:
         next_poll = next_expiry = 0.0
         while True:
+            self._d.wake.clear()  # before the pass: what sets it from here on means a pass more
             try:
                 now = time.monotonic()
                 if now >= next_poll:
@@ -75,9 +76,9 @@ class Pump:
                 log.exception("pump_failed", error_id=new_error_id())
                 await asyncio.sleep(1.0)
             await asyncio.sleep(MIN_GAP)
-            self._d.wake.clear()
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._d.wake.wait(), TICK)
+            if not self._d.wake.is_set():
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(self._d.wake.wait(), TICK)
 
     async def _drain(self, head: str, catalog: Catalog) -> None:
         """Claim as many due messages of this chain as its target can take now, and send them."""
