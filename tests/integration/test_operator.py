@@ -16,6 +16,7 @@ from pombo.errors import NotFound
 from pombo.ports import AuthPolicy
 from pombo.services.auth import Credentials
 from pombo.services.operator import MessageFilter, Operator, OperatorError
+from tests.fakes.upstream import FakeUpstream
 from tests.integration.gateway import RESELLER_TOKEN, TOKEN, open_gateway, provisioning, send
 
 DAY = 86400.0
@@ -245,11 +246,33 @@ async def test_operator_logins(services: Services) -> None:
 # ---------------------------------------------------------------- what the console reads
 
 
-async def test_reads_tree_search_story_and_connections(services: Services, database_url: str) -> None:
+@pytest.fixture
+async def refusing() -> AsyncIterator[FakeUpstream]:
+    """A provider that answers every send with its hard error (SPEC §8): 300, refunded."""
+    fake = FakeUpstream()
+    await fake.start()
+    fake.behave("kannel", mode="error")
+    try:
+        yield fake
+    finally:
+        await fake.stop()
+
+
+async def test_reads_tree_search_story_and_connections(refusing: FakeUpstream, database_url: str) -> None:
+    # a refused connection (port 9) is "not sent" under SPEC §11 and would wait in the queue:
+    # a hard error answer is what gives the 300 and the refund this test reads back
+    services = await open_gateway(database_url, provisioning(refusing.url), background_jobs=False)
+    try:
+        await reads_tree_search_story_and_connections(services, refusing.url)
+    finally:
+        await services.aclose()
+
+
+async def reads_tree_search_story_and_connections(services: Services, upstream: str) -> None:
     operator = services.operator
     assert [(r["id"], r["depth"], r["tokens"]) for r in await operator.customer_tree()] == [(10, 0, 1), (11, 1, 1)]
     assert [r["id"] for r in await operator.customer_tree(query="loj")] == [11]
-    assert (await send(services, dest="11987654321", message="hello", ctid="c-1")).code == 300  # port 9: refused
+    assert (await send(services, dest="11987654321", message="hello", ctid="c-1")).code == 300  # hard error
     [row] = await operator.search_messages(where=MessageFilter(dest=("5511987654321",), customer_id=11), limit=5)
     assert row["ctid"] == "c-1" and row["customer_name"] == "Loja" and row["status_code"] == 300
     assert await operator.search_messages(where=MessageFilter(ctid="other"), limit=5) == []
@@ -263,7 +286,7 @@ async def test_reads_tree_search_story_and_connections(services: Services, datab
     assert customer["available"] == 200_000 and customer["low"] is False
     assert await operator.customer(customer_id=999) is None
     urls = {c["name"]: c["url"] for c in await operator.connections()}
-    assert urls["velip"] == UPSTREAM and urls["tww"].endswith("/reluzcap/wsreluzcap.asmx")
+    assert urls["velip"] == upstream and urls["tww"].endswith("/reluzcap/wsreluzcap.asmx")
     numbers = await operator.overview_numbers(now=time.time())
     assert numbers["last_minute"] == 1 and numbers["waiting"] == 0
     assert sum(numbers["sends"][minute].get(300, 0) for minute in numbers["sends"]) == 1
