@@ -4,6 +4,7 @@ re-bind with backoff, unbind at close, generic_nack, and no password in a repr o
 from __future__ import annotations
 
 import asyncio
+import logging
 
 import pytest
 import structlog
@@ -93,10 +94,12 @@ async def test_unknown_command_from_the_smsc_gets_generic_nack(connect, smsc):
 
 
 async def test_password_never_in_repr_or_logs(smsc, seen, monkeypatch):
-    # the modules' own loggers, replaced by a capturing one (structlog caches configured loggers
-    # on first use, so capture_logs() sees nothing once another test has logged through them)
+    # the modules' own loggers, replaced by a capturing one at every level (structlog caches
+    # configured loggers on first use, and another test may have configured a higher level)
     capture = LogCapture()
-    logger = structlog.wrap_logger(structlog.PrintLogger(), processors=[capture])
+    logger = structlog.wrap_logger(
+        structlog.PrintLogger(), processors=[capture], wrapper_class=structlog.make_filtering_bound_logger(logging.DEBUG)
+    )
     for module in (connection_module, session_module):
         monkeypatch.setattr(module, "log", logger)
     smsc.bind_status = 0x0E
