@@ -20,6 +20,7 @@ from pombo.adapters.sql import migrate
 from pombo.adapters.sql.factory import open_store
 from pombo.config import Settings
 from pombo.domain.delivery import StatusReport
+from pombo.errors import StoreUnavailable
 from pombo.ports import Clock, Store
 from pombo.services.account import Accounts
 from pombo.services.auth import Authenticator
@@ -81,17 +82,22 @@ class Services:
 
     async def aclose(self) -> None:
         """Stop background work, let waiting sends finish, close everything."""
-        for task in self.tasks:
-            task.cancel()
-        for task in self.tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        catalog = await self.store.catalog()
-        longest = max((c.final_timeout for c in catalog.connections.values()), default=5.0)
-        await self.dispatcher.drain(timeout=longest + 1)
-        if self.callbacks is not None:
-            await self.callbacks.close()
-        await self.store.close()
+        try:
+            for task in self.tasks:
+                task.cancel()
+            for task in self.tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            try:
+                catalog = await self.store.catalog()
+                longest = max((c.final_timeout for c in catalog.connections.values()), default=5.0)
+            except StoreUnavailable:  # stopping during an outage: the default wait
+                longest = 5.0
+            await self.dispatcher.drain(timeout=longest + 1)
+            if self.callbacks is not None:
+                await self.callbacks.close()
+        finally:  # whatever failed above, the database connections are closed
+            await self.store.close()
 
 
 async def build_services(settings: Settings, *, clock: Clock | None = None, store: Store | None = None) -> Services:

@@ -5,6 +5,7 @@ SQL is written with `?` placeholders; the PostgreSQL executor turns them into `$
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import re
 import sqlite3
@@ -117,6 +118,8 @@ class SqliteDatabase:
         self.db.close()
 
 
+POOL_CLOSE_TIMEOUT = 10.0  # seconds a graceful close of the pool may take
+
 _PLACEHOLDER = re.compile(r"\?")
 
 
@@ -223,4 +226,9 @@ class PostgresDatabase:
             yield _PgExecutor(conn)
 
     async def close(self) -> None:
-        await self.pool.close()
+        # a graceful close waits for every leased connection; one stuck in a dead socket must not
+        # hold the shutdown, nor be left open behind it
+        try:
+            await asyncio.wait_for(self.pool.close(), POOL_CLOSE_TIMEOUT)
+        except Exception:  # a close that failed in any way: cut every socket
+            self.pool.terminate()

@@ -38,6 +38,8 @@ class PostgresStore(SqlStore):
         self._notified = True
         self._refresh: asyncio.Future[Catalog] | None = None
         self._listener: Any = None
+        self._relistening = False
+        self._closed = False
         self._url = database_url
         self._auth_version = 0
 
@@ -51,16 +53,24 @@ class PostgresStore(SqlStore):
         pool = await asyncpg.create_pool(database_url, min_size=2, max_size=pool_size, command_timeout=30)
         store = cls(database_url, pool)
         store.durable = durable
-        store._listener = await store._listen()
+        try:
+            store._listener = await store._listen()
+        except BaseException:
+            pool.terminate()
+            raise
         return store
 
     async def _listen(self) -> Any:
         import asyncpg
 
         listener = await asyncpg.connect(self._url, timeout=5)
-        await listener.add_listener("pombo_config", self._on_notify)
-        await listener.add_listener("pombo_tokens", self._on_notify)  # a token issued or revoked
-        await listener.add_listener("pombo_auth", self._on_auth_notify)
+        try:
+            await listener.add_listener("pombo_config", self._on_notify)
+            await listener.add_listener("pombo_tokens", self._on_notify)  # a token issued or revoked
+            await listener.add_listener("pombo_auth", self._on_auth_notify)
+        except BaseException:
+            listener.terminate()  # never left open behind us
+            raise
         return listener
 
     def _on_notify(self, *_: Any) -> None:
@@ -83,8 +93,13 @@ class PostgresStore(SqlStore):
         self._notified = True
 
     async def close(self) -> None:
-        if self._listener is not None:
-            await self._listener.close()
+        self._closed = True
+        listener, self._listener = self._listener, None
+        if listener is not None:
+            try:
+                await listener.close(timeout=5)
+            except Exception:
+                listener.terminate()
         await super().close()
 
     async def catalog(self) -> Catalog:
@@ -108,13 +123,23 @@ class PostgresStore(SqlStore):
 
     async def _keep_listening(self) -> None:
         """LISTEN again after the listening connection was lost (the poll covers the gap)."""
-        if self._listener is not None and not self._listener.is_closed():
+        if self._closed or self._relistening or (self._listener is not None and not self._listener.is_closed()):
             return
         import asyncpg
 
-        with contextlib.suppress(OSError, asyncpg.PostgresError, asyncio.TimeoutError):
-            self._listener = await self._listen()
-            self._auth_version += 1  # failures while deaf: look again
+        self._relistening = True  # one reconnection at a time: a second would leak the first
+        try:
+            with contextlib.suppress(OSError, asyncpg.PostgresError, asyncio.TimeoutError):
+                listener = await self._listen()
+                if self._closed:  # the store closed while we connected
+                    listener.terminate()
+                    return
+                old, self._listener = self._listener, listener
+                if old is not None:
+                    old.terminate()
+                self._auth_version += 1  # failures while deaf: look again
+        finally:
+            self._relistening = False
 
     # New sends and the outcomes of earlier ones share one flush: one call, one transaction, one
     # WAL flush (pombo_write), instead of a transaction for each.
