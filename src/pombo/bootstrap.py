@@ -20,6 +20,7 @@ from pombo.adapters.sql import migrate
 from pombo.adapters.sql.factory import open_store
 from pombo.config import Settings
 from pombo.domain.delivery import StatusReport
+from pombo.domain.inbound import from_smpp
 from pombo.errors import StoreUnavailable
 from pombo.ports import Clock, Store
 from pombo.services.account import Accounts
@@ -27,6 +28,7 @@ from pombo.services.auth import Authenticator
 from pombo.services.callbacks import CallbackSender
 from pombo.services.dispatch import Dispatcher
 from pombo.services.dlr import DeliveryReports
+from pombo.services.inbound import InboundIntake, Replies
 from pombo.services.make_sms import MakeSms
 from pombo.services.operator import Operator
 from pombo.services.reconcile import Reconciler, every
@@ -76,6 +78,8 @@ class Services:
     status: Status
     dlr: DeliveryReports
     operator: Operator
+    inbound: InboundIntake
+    replies: Replies
     reconciler: Reconciler | None = None
     callbacks: CallbackSender | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
@@ -108,7 +112,8 @@ async def build_services(settings: Settings, *, clock: Clock | None = None, stor
     public_url = settings.public_url or "http://127.0.0.1:8000"
     authenticator = Authenticator(store, clock=clock)
     dlr = DeliveryReports(store=store, clock=clock, on_report=metrics.delivery_report)
-    smpp_hooks = _smpp_hooks(dlr)
+    intake = InboundIntake(store=store, clock=clock, tz=settings.tz, on_message=metrics.inbound_message)
+    smpp_hooks = _smpp_hooks(dlr, intake, clock)
     dispatcher = Dispatcher(
         store,
         factory=lambda config: build_connection(config, public_url=public_url, smpp_hooks=smpp_hooks),
@@ -145,6 +150,8 @@ async def build_services(settings: Settings, *, clock: Clock | None = None, stor
         status=Status(store=store, authenticator=authenticator, tz=settings.tz),
         dlr=dlr,
         operator=operator,
+        inbound=intake,
+        replies=Replies(store=store, authenticator=authenticator, tz=settings.tz),
     )
     reconciler = Reconciler(
         store=store,
@@ -188,16 +195,17 @@ async def build_services(settings: Settings, *, clock: Clock | None = None, stor
     return services
 
 
-def _smpp_hooks(dlr: DeliveryReports) -> SmppHooks:
-    """SMPP receipts go to DeliveryReports; inbound messages are logged and counted until the
-    inbound-messages issue gives them a home (SPEC §14)."""
+def _smpp_hooks(dlr: DeliveryReports, intake: InboundIntake, clock: Clock) -> SmppHooks:
+    """SMPP receipts go to DeliveryReports; a deliver_sm that is not a receipt is an inbound
+    message (SPEC §12, §14) and goes to the inbound intake. A failure propagates: the
+    deliver_sm is answered with an error and the SMSC delivers it again."""
 
     async def on_receipt(connection: str, message_id: int | None, upstream_id: str, state: str | None, raw: str) -> int:
         report = StatusReport(message_id, upstream_id, (state,) if state else (), raw=raw)
         return await dlr.apply(connection, [report])
 
     async def on_inbound(connection: str, source: str, dest: str, text: str, raw: str) -> None:
-        log.info("smpp_inbound", connection=connection, source=source, dest=dest, text=text[:200], raw=raw[:400])
+        await intake.accept(connection, [from_smpp(source, dest, text, raw, now=clock.now())])
 
     return SmppHooks(on_receipt=on_receipt, on_inbound=on_inbound)
 

@@ -27,6 +27,17 @@ def upstream_outcome(connection: str, code: int, failures_in_a_row: int = 0) -> 
     FAILURES_IN_A_ROW.labels(connection).set(failures_in_a_row)
 
 
+INBOUND = Counter(
+    "pombo_inbound_messages_total", "Inbound messages (MO) taken, by connection and whether they were routed",
+    ["connection", "routed"],
+)
+
+
+def inbound_message(connection: str, routed: bool) -> None:
+    """Count one inbound message (SPEC §14)."""
+    INBOUND.labels(connection, "yes" if routed else "no").inc()
+
+
 def delivery_report(connection: str, state: str) -> None:
     """Count one delivery report."""
     DLR.labels(connection, state).inc()

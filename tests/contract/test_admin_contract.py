@@ -203,7 +203,8 @@ async def test_prune_keeps_waiting_messages_and_the_ledger(shop: Store) -> None:
     await shop.apply_delivery(connection="sim", message_id=ids[2], upstream_id=None, state=None, raw="s", now=T0 + 11)
     ledger = await ledger_rows(shop)
     counts = await operate(shop, "prune_log", before=T0 + 2.5, now=T0 + 100)
-    assert counts == {"partitions_dropped": 0, "messages_deleted": 2, "reports_deleted": 1, "waiting_kept": 1}
+    assert counts == {"partitions_dropped": 0, "messages_deleted": 2, "reports_deleted": 1, "waiting_kept": 1,
+                      "inbound_deleted": 0}
     assert [await shop.get_message(customer_id=SHOP, message_id=i) is not None for i in ids] == [False, False, True, True]
     assert await raw_reports(shop) == [("sim", ids[2], None, "s")]
     assert await ledger_rows(shop) == ledger

@@ -25,6 +25,7 @@ from pombo.config import Settings, load_settings
 from pombo.console import console_mount
 from pombo.domain import codes
 from pombo.domain.codes import Rejection
+from pombo.domain.inbound import BadInbound
 from pombo.errors import StoreUnavailable, new_error_id
 from pombo.services.dlr import Forbidden
 
@@ -133,6 +134,35 @@ async def dlr(request: Request, services: Services, params: dict[str, str], body
     return env.json_response({"ok": True, "updated": moved})
 
 
+async def mo(request: Request, services: Services, params: dict[str, str], body: bytes) -> Response:
+    """An inbound message pushed by a provider (SPEC §14): stored (once) before the answer."""
+    try:
+        stored = await services.inbound.receive(
+            connection=request.path_params["connection"],
+            secret=request.path_params["secret"],
+            params=params,
+            body=body,
+        )
+    except Forbidden:
+        return env.json_response({"error": "forbidden"}, 403)
+    except BadInbound:
+        metrics.ANSWERS.labels("mo", "400").inc()
+        return env.envelope(codes.BAD_REQUEST, codes.TEXTS[codes.BAD_REQUEST], cdls_id="0")
+    return env.json_response({"ok": True, "stored": stored})
+
+
+async def get_sms_reply(request: Request, services: Services, params: dict[str, str], _: bytes) -> Response:
+    answer = await services.replies(params=params, creds=credentials(request, params, _ip(request, services)))
+    if isinstance(answer, Rejection):
+        metrics.ANSWERS.labels("GetSMSReply", str(answer.code)).inc()
+        return env.rejection(answer)
+    pagination, messages = answer
+    metrics.ANSWERS.labels("GetSMSReply", "0").inc()
+    return env.json_response(
+        {"return": {"status": "OK", "status_code": "0", "pagination": pagination}, "messages": messages}
+    )
+
+
 async def dlr_forbidden(_: Request) -> Response:
     return env.json_response({"error": "forbidden"}, 403)
 
@@ -178,6 +208,7 @@ def _api_routes() -> list[Route]:
         ("MakeSMS", make_sms),
         ("GetUserID", get_user_id),
         ("GetSMSStatus", get_sms_status),
+        ("GetSMSReply", get_sms_reply),
         ("GetBalance", get_balance),
     ]
     routes = []
@@ -232,6 +263,10 @@ def create_app(settings: Settings | None = None, **build_options: Any) -> Gatewa
         # a missing secret (or connection) is refused like a wrong one, not "not found"
         Route("/dlr", dlr_forbidden, methods=["GET", "POST"]),
         Route("/dlr/{rest:path}", dlr_forbidden, methods=["GET", "POST"]),
+        # inbound messages (SPEC §14): the body is the provider's own format, read by its parser
+        Route("/mo/{connection}/{secret}", api_endpoint("mo", mo, json_params=False, strict_type=False), methods=["GET", "POST"]),
+        Route("/mo", dlr_forbidden, methods=["GET", "POST"]),
+        Route("/mo/{rest:path}", dlr_forbidden, methods=["GET", "POST"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/metrics", metrics_endpoint, methods=["GET"]),
         Route("/openapi.json", openapi, methods=["GET"]),

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+from pombo.domain.inbound import DEFAULT_OPT_IN_WORDS, DEFAULT_OPT_OUT_WORDS, word_list
 from pombo.domain.model import ConnectionConfig, Customer, PriceRow, Token, User
 from pombo.domain.textfilter import Models, TextFilter
 
@@ -63,6 +64,10 @@ class Catalog:
     connections: Mapping[str, ConnectionConfig] = field(default_factory=dict)
     text_filter: TextFilter = field(default_factory=lambda: TextFilter(()))
     chains: Mapping[int, tuple[int, ...]] = field(default_factory=dict)
+    # SPEC §14: words as inbound.keyword() sees them; the provisioned inbound numbers
+    opt_out_words: frozenset[str] = field(default_factory=lambda: word_list(DEFAULT_OPT_OUT_WORDS))
+    opt_in_words: frozenset[str] = field(default_factory=lambda: word_list(DEFAULT_OPT_IN_WORDS))
+    inbound_numbers: Mapping[str, int] = field(default_factory=dict)  # route_key(number) -> customer id
 
     def chain(self, customer_id: int) -> tuple[int, ...]:
         """The customer, its parent, the parent's parent, ... (cycle-safe)."""

@@ -66,6 +66,8 @@ class Customer:
     callback: CallbackConfig | None = None
     accents: str = "keep"  # keep | fold (SPEC §13)
     priority: str = "normal"  # normal | high (SPEC §11): high is served first from the queue
+    numbers: tuple[str, ...] = ()  # inbound numbers / short codes routed to this customer (SPEC §14)
+    reply_window: int = 72  # hours an answer is matched to the latest message sent (SPEC §14)
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,7 +28,7 @@ from pombo.domain import money
 from pombo.domain.model import CallbackConfig, ConnectionConfig, Customer
 from pombo.domain.numbers import normalize
 
-SECTIONS = ("connections", "costs", "text_filter", "customers", "tariffs")
+SECTIONS = ("connections", "costs", "text_filter", "opt_out_words", "opt_in_words", "customers", "tariffs")
 KINDS = ("wavy", "tww", "kannel", "http", "simulator", "smpp")
 PLACEHOLDERS = ("dest", "text", "id", "from")
 
@@ -153,6 +153,16 @@ PhoneNumber = Annotated[str, BeforeValidator(_int_as_digits), AfterValidator(_di
 IpRange = Annotated[str, AfterValidator(_ip_range)]
 NightWindow = Annotated[str, AfterValidator(_night_window)]
 NonBlank = Annotated[str, AfterValidator(_non_blank)]
+
+
+def _inbound_number(value: str) -> str:
+    # a long number or short code: kept as its digits (that is how an inbound `to` is compared)
+    if not re.fullmatch(r"[0-9+() .-]{1,32}", value) or not any(c.isdigit() for c in value):
+        raise ValueError(f"an inbound number is digits (a long number or short code), not {value!r}")
+    return "".join(c for c in value if c.isdigit())
+
+
+InboundNumber = Annotated[str, BeforeValidator(_int_as_digits), AfterValidator(_inbound_number)]
 Regex = Annotated[str, AfterValidator(_regex)]
 Scalar = Annotated[str, BeforeValidator(_scalar_as_str)]
 DlrSecret = Annotated[  # it sits in the /dlr/{connection}/{dlr_secret} path
@@ -309,6 +319,19 @@ class DlrMapping(_Spec):
     states: dict[str, Literal["sent", "delivered", "undelivered", "expired", "rejected"]] = Field(default_factory=dict)
 
 
+class MoMapping(_Spec):
+    """Where a templated provider's inbound (MO) push carries each field (SPEC §14)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+    from_: str = Field(default="from", alias="from")
+    to: str = "to"
+    text: str = "text"
+    id: str = "id"
+    correlation: str = "correlation"  # the cdls_id the message answers, when the provider names it
+    time: str = "time"
+
+
 class HttpSpec(ConnectionSpec):
     """A templated HTTP provider; the template may carry API keys, so none of it is repr'd."""
 
@@ -322,6 +345,7 @@ class HttpSpec(ConnectionSpec):
     id: Regex | None = None
     headers: dict[str, Scalar] = Field(default_factory=dict, repr=False)
     dlr: DlrMapping | None = None  # how this provider's delivery reports read
+    mo: MoMapping | None = None  # how this provider's inbound messages read (SPEC §14)
 
     @field_validator("method", mode="before")
     @classmethod
@@ -377,6 +401,8 @@ class HttpSpec(ConnectionSpec):
         opts["headers"] = dict(self.headers)
         if self.dlr is not None:
             opts["dlr"] = self.dlr.model_dump()
+        if self.mo is not None:
+            opts["mo"] = self.mo.model_dump(by_alias=True)
         return opts
 
 
@@ -545,6 +571,8 @@ class CustomerSpec(_Spec):
     callback: CallbackSpec | None = None
     accents: Literal["keep", "fold"] = "keep"  # SPEC §13
     priority: Literal["normal", "high"] = "normal"  # SPEC §11
+    numbers: Annotated[tuple[InboundNumber, ...], AfterValidator(_unique)] = ()  # SPEC §14
+    reply_window: Annotated[int, BeforeValidator(_not_bool), Field(ge=1, le=8760)] = 72  # hours
 
     def to_customer(self) -> Customer:
         """The domain record (money and lists are stored apart)."""
@@ -566,6 +594,8 @@ class CustomerSpec(_Spec):
             callback=self.callback.to_config() if self.callback else None,
             accents=self.accents,
             priority=self.priority,
+            numbers=self.numbers,
+            reply_window=self.reply_window,
         )
 
 
@@ -598,6 +628,8 @@ class Provisioning(_Spec):
     connections: tuple[AnyConnectionSpec, ...] = ()
     costs: tuple[CostSpec, ...] = ()
     text_filter: tuple[str, ...] | None = None  # None: absent, keep the current list
+    opt_out_words: tuple[str, ...] | None = None  # SPEC §14; None: absent, keep the current list
+    opt_in_words: tuple[str, ...] | None = None
     customers: tuple[CustomerSpec, ...] = ()
     tariffs: tuple[TariffSpec, ...] = ()
     warnings: tuple[str, ...] = ()

@@ -220,6 +220,64 @@ class Deliveries(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class InboundSpec:
+    """One inbound message (SPEC §14), routed, ready to be stored once."""
+
+    connection: str
+    provider_id: str
+    sender: str  # `from`
+    dest: str  # `to`
+    text: str
+    received_at: float
+    customer_id: int | None  # None: unrouted, kept for the operator
+    reply_to: int | None
+    routed_by: str | None
+    raw: str
+    now: float
+    callback_url: str | None = None  # the customer's callback URL (the answered message's rurl wins)
+    opt: tuple[str, str] | None = None  # ("out" | "in", word) when the text is an opt word
+
+
+class Inbound(Protocol):
+    """Inbound messages (SPEC §14): finding what they answer, storing them once, reading them."""
+
+    async def sent_message(self, *, connection: str, message_id: int) -> MessageRow | None:
+        """The message with this id sent on `connection` (any customer's): what a provider's
+        correlation names."""
+        ...
+
+    async def latest_sent_to(
+        self, *, connection: str | None, dest: str, since: float, limit: int
+    ) -> list[MessageRow]:
+        """Messages to `dest` on `connection` (None: any) created since `since`, newest first."""
+        ...
+
+    async def save_inbound(self, spec: InboundSpec) -> tuple[int, bool]:
+        """Store the message unless (connection, provider_id) is already stored: (its id, new).
+        A new one's opt-out/opt-in change and its `mo` callback event are written in the same
+        transaction; a known one changes nothing."""
+        ...
+
+    async def inbound_page(
+        self, *, customer_id: int, start: float, end: float, after_id: int, limit: int
+    ) -> list[MessageRow]:
+        """Up to `limit` of the customer's inbound messages stored in [start, end) with id >
+        after_id, by id."""
+        ...
+
+    async def inbound_replies(
+        self, *, customer_id: int, message_id: int, after_id: int, limit: int
+    ) -> list[MessageRow]:
+        """The customer's inbound messages answering `message_id` with id > after_id, by id."""
+        ...
+
+    async def opt_changes(self, *, customer_id: int) -> list[MessageRow]:
+        """The customer's opt-out/opt-in changes (number, action, word, mo_id, created_at),
+        oldest first."""
+        ...
+
+
 class MessageLog(Protocol):
     """A customer's own message log (GetSMSStatus)."""
 

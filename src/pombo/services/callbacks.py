@@ -32,6 +32,7 @@ from pombo.domain.netguard import UrlRefused, callback_host, literal_address
 from pombo.domain.scrub import Scrubber, scrubber_for
 from pombo.errors import StoreUnavailable, new_error_id
 from pombo.ports import Catalogs, Clock, Outbox
+from pombo.services.inbound import render_inbound
 from pombo.services.status import iso, render
 from pombo.services.urlguard import AddressRefused, UrlGuard
 
@@ -49,7 +50,15 @@ class CallbackStore(Catalogs, Outbox, Protocol):
 
 def payload(event: dict[str, Any], tz: ZoneInfo, scrub: Scrubber | None = None) -> dict[str, Any]:
     """What the customer receives for one state change: the message as GetSMSStatus shows it,
-    with the status and delivery state of this change, its event id and when it happened."""
+    with the status and delivery state of this change, its event id and when it happened. An
+    inbound message (SPEC §14) is pushed as the event `mo`: the message as GetSMSReply shows it."""
+    if event.get("inbound") is not None:
+        return {
+            "event": "mo",
+            **render_inbound(event["inbound"], tz),
+            "event_id": event["event_id"],
+            "occurred_at": iso(event["occurred_at"], tz),
+        }
     code = int(event["status_code"])
     return {
         **render(event["message"], tz, scrub=scrub or Scrubber(())),

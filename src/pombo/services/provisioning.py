@@ -140,6 +140,8 @@ def parse_document(data: Any, *, source: str = "<document>") -> Provisioning:
     customers = _entries(data, "customers", _validator(CustomerSpec), errors)
     tariffs = _entries(data, "tariffs", _validator(TariffSpec), errors)
     text_filter = _text_filter(data.get("text_filter", None), "text_filter" in data, errors)
+    opt_out = _text_filter(data.get("opt_out_words", None), "opt_out_words" in data, errors, "opt_out_words")
+    opt_in = _text_filter(data.get("opt_in_words", None), "opt_in_words" in data, errors, "opt_in_words")
     errors += _cross_checks(connections, costs, customers, tariffs)
     if errors:
         raise ProvisioningError(errors, source=source)
@@ -147,6 +149,8 @@ def parse_document(data: Any, *, source: str = "<document>") -> Provisioning:
         connections=tuple(spec for _, spec in connections),
         costs=tuple(spec for _, spec in costs),
         text_filter=text_filter,
+        opt_out_words=opt_out,
+        opt_in_words=opt_in,
         customers=tuple(spec for _, spec in customers),
         tariffs=tuple(spec for _, spec in tariffs),
     )
@@ -247,16 +251,17 @@ def _did_you_mean(key: object, candidates: Iterable[str]) -> str:
 _FILTER = TypeAdapter(tuple[NonBlank, ...])
 
 
-def _text_filter(raw: Any, present: bool, errors: list[str]) -> tuple[str, ...] | None:
+def _text_filter(raw: Any, present: bool, errors: list[str], key: str = "text_filter") -> tuple[str, ...] | None:
     if not present or raw is None:
         return None
     if not isinstance(raw, list):
-        errors.append(f"text_filter: expected a list of patterns, not {_a(raw)}")
+        what = "patterns" if key == "text_filter" else "words"
+        errors.append(f"{key}: expected a list of {what}, not {_a(raw)}")
         return None
     try:
         return _FILTER.validate_python(raw)
     except ValidationError as exc:
-        errors += [f"text_filter{line}" for line in _describe(exc, CustomerSpec)]
+        errors += [f"{key}{line}" for line in _describe(exc, CustomerSpec)]
         return None
 
 

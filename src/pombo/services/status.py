@@ -16,7 +16,7 @@ from pombo.services.auth import Authenticator, Credentials
 
 DEFAULT_MAXREG = 1000
 MAX_MAXREG = 10_000
-_FAR_FUTURE = 253402300799.0  # 9999-12-31
+FAR_FUTURE = 253402300799.0  # 9999-12-31
 
 class LogStore(Catalogs, MessageLog, Protocol):
     """What GetSMSStatus needs: the configuration and the message log."""
@@ -55,7 +55,7 @@ class Status:
         return pagination, [render(row, self._tz, scrub=scrub) for row in rows]
 
     async def _find(self, customer_id: int, params: Mapping[str, str]) -> tuple[list[MessageRow], bool]:
-        maxreg = _int(params.get("maxreg"), DEFAULT_MAXREG, low=1, high=MAX_MAXREG)
+        maxreg = int_param(params.get("maxreg"), DEFAULT_MAXREG, low=1, high=MAX_MAXREG)
         cdls_id = (params.get("cdls_id") or "").strip()
         if cdls_id:
             message_id = uint(cdls_id)
@@ -69,31 +69,37 @@ class Status:
             return rows[:maxreg], len(rows) > maxreg
         start = self._day_start(params.get("date_start"), default=0.0)
         end = self._day_start(params.get("date_end"), default=None, next_day=True)
-        after = _int(params.get("last_id"), 0, low=0, high=2**62)
+        after = int_param(params.get("last_id"), 0, low=0, high=2**62)
         rows = await self._store.messages_page(
             customer_id=customer_id,
             start=0.0 if start is None else start,
-            end=_FAR_FUTURE if end is None else end,
+            end=FAR_FUTURE if end is None else end,
             after_id=after,
             limit=maxreg + 1,
         )
         return rows[:maxreg], len(rows) > maxreg
 
     def _day_start(self, value: str | None, *, default: float | None, next_day: bool = False) -> float | None:
-        if not value or not value.strip():
-            return default
-        try:
-            day = date.fromisoformat(value.strip()[:10])
-        except ValueError as exc:
-            raise BadRequest(f"bad date: {value!r}") from exc
-        if next_day:
-            if day == date.max:
-                return None
-            day += timedelta(days=1)
-        return datetime(day.year, day.month, day.day, tzinfo=self._tz).timestamp()
+        return day_start(value, self._tz, default=default, next_day=next_day)
 
 
-def _int(value: str | None, default: int, *, low: int, high: int) -> int:
+def day_start(value: str | None, tz: ZoneInfo, *, default: float | None, next_day: bool = False) -> float | None:
+    """The start of a `YYYY-MM-DD` day in `tz` (of the next day with `next_day`: an inclusive
+    end); `default` when blank; None past the last day. BadRequest when unreadable."""
+    if not value or not value.strip():
+        return default
+    try:
+        day = date.fromisoformat(value.strip()[:10])
+    except ValueError as exc:
+        raise BadRequest(f"bad date: {value!r}") from exc
+    if next_day:
+        if day == date.max:
+            return None
+        day += timedelta(days=1)
+    return datetime(day.year, day.month, day.day, tzinfo=tz).timestamp()
+
+
+def int_param(value: str | None, default: int, *, low: int, high: int) -> int:
     number = uint(value)
     if number is None:
         return high if value is not None and value.strip().isascii() and value.strip().isdigit() else default

@@ -40,6 +40,10 @@ class Operator:
             counts["costs"] += 1
         if plan.text_filter is not None:
             t.text_filter = list(plan.text_filter)
+        if plan.opt_out_words is not None:
+            t.opt_out_words = list(plan.opt_out_words)
+        if plan.opt_in_words is not None:
+            t.opt_in_words = list(plan.opt_in_words)
         for customer in parents_first(plan):
             self._put_customer(customer, now=now, counts=counts)
         for tariff in plan.tariffs:
@@ -169,8 +173,11 @@ class Operator:
         t.reports = kept_reports
         for message_id in gone:
             del t.messages[message_id]
+        old_inbound = [i for i, row in t.inbound.items() if row["created_at"] < before]
+        for inbound_id in old_inbound:
+            del t.inbound[inbound_id]
         return {"partitions_dropped": 0, "messages_deleted": len(gone), "reports_deleted": deleted_reports,
-                "waiting_kept": len(old) - len(gone)}
+                "waiting_kept": len(old) - len(gone), "inbound_deleted": len(old_inbound)}
 
     async def ip_report(self, *, since: float) -> list[Row]:
         """Blocked IPs and IPs with failures since `since`, with their counts."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pombo.adapters.memory.inbound import inbound_row
 from pombo.adapters.memory.tables import Row, Tables, callback_row, message_row
 from pombo.ports import MessageRow
 
@@ -36,6 +37,11 @@ class CallbackOutbox:
         out = []
         for _, _, event in ranked[: max(limit, 0)]:
             event["lease_until"] = float(now + lease)
+            if event.get("inbound_id") is not None:  # an `mo` event (SPEC §14)
+                inbound = self.t.inbound.get(event["inbound_id"])
+                if inbound is not None:
+                    out.append({**callback_row(event), "inbound": inbound_row(inbound)})
+                continue
             message = self.t.messages.get(event["message_id"])
             if message is not None:
                 out.append({**callback_row(event), "message": message_row(message)})

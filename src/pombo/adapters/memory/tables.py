@@ -14,6 +14,12 @@ from typing import Any
 
 from pombo.domain.catalog import Catalog, PriceTable, build_chain
 from pombo.domain.ids import new_event_id
+from pombo.domain.inbound import (
+    DEFAULT_OPT_IN_WORDS,
+    DEFAULT_OPT_OUT_WORDS,
+    numbers_index,
+    word_list,
+)
 from pombo.domain.model import ConnectionConfig, Customer, PriceRow, Token, User
 from pombo.domain.textfilter import DEFAULT_PATTERNS, Models, TextFilter
 
@@ -62,6 +68,11 @@ class Tables:
     models: dict[int, list[str]] = field(default_factory=dict)
     connections: dict[str, ConnectionConfig] = field(default_factory=dict)
     text_filter: list[str] | None = None  # None: the built-in patterns
+    opt_out_words: list[str] | None = None  # None: the defaults of SPEC §14
+    opt_in_words: list[str] | None = None
+    inbound: dict[int, Row] = field(default_factory=dict)  # by id, in id order (SPEC §14)
+    opt_outs: dict[tuple[int, str], Row] = field(default_factory=dict)  # (customer, number)
+    opt_changes: list[Row] = field(default_factory=list)
     config_version: int = 0
     token_version: int = 0  # bumped by every token issue and revocation (not a config change)
     messages: dict[int, Row] = field(default_factory=dict)  # by id, in id order
@@ -138,6 +149,9 @@ def build_catalog(t: Tables) -> Catalog:
     cost_rows: dict[str, list[PriceRow]] = {}
     for (connection, prefix), cost in t.costs.items():
         cost_rows.setdefault(connection, []).append(PriceRow(prefix, cost, None))
+    blocklists = {cid: set(nums) for cid, nums in t.blocklists.items()}
+    for cid, number in t.opt_outs:
+        blocklists.setdefault(cid, set()).add(number)
     return Catalog(
         version=str(t.config_version),
         token_version=t.token_version,
@@ -147,9 +161,12 @@ def build_catalog(t: Tables) -> Catalog:
         users_by_id={u.id: u for u in users},
         tariffs={cid: PriceTable(rows) for cid, rows in tariff_rows.items()},
         costs={name: PriceTable(rows) for name, rows in cost_rows.items()},
-        blocklists={cid: frozenset(nums) for cid, nums in t.blocklists.items() if nums},
+        blocklists={cid: frozenset(nums) for cid, nums in blocklists.items() if nums},
         models={cid: Models(texts) for cid, texts in t.models.items() if texts},
         connections=dict(t.connections),
         text_filter=TextFilter(t.text_filter if t.text_filter is not None else DEFAULT_PATTERNS),
         chains={cid: build_chain(customers, cid) for cid in customers},
+        opt_out_words=word_list(t.opt_out_words if t.opt_out_words is not None else DEFAULT_OPT_OUT_WORDS),
+        opt_in_words=word_list(t.opt_in_words if t.opt_in_words is not None else DEFAULT_OPT_IN_WORDS),
+        inbound_numbers=numbers_index({cid: c.numbers for cid, c in customers.items()}),
     )

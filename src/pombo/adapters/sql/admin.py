@@ -111,7 +111,8 @@ def set_connection_enabled(conn: Connection, *, name: str, enabled: bool) -> boo
 
 
 def prune_log(conn: Connection, *, before: float, now: float) -> dict[str, int]:
-    """Delete settled messages created before `before` (epoch) and their raw reports.
+    """Delete settled messages created before `before` (epoch) and their raw reports, and the
+    inbound messages stored before it.
 
     A message still waiting for its upstream outcome (status 1) is never touched. On
     PostgreSQL a whole monthly partition that ends before `before` and holds no waiting
@@ -137,7 +138,12 @@ def prune_log(conn: Connection, *, before: float, now: float) -> dict[str, int]:
     kept = conn.execute(
         select(func.count()).select_from(t.messages).where(t.messages.c.created_at < before, t.messages.c.status_code == 1)
     ).scalar()
-    return {"partitions_dropped": dropped, "messages_deleted": deleted, "reports_deleted": reports, "waiting_kept": int(kept or 0)}
+    # inbound messages (SPEC §14) go with the log they answer; the opt-out records stay
+    inbound = conn.execute(t.inbound.delete().where(t.inbound.c.created_at < before)).rowcount
+    return {
+        "partitions_dropped": dropped, "messages_deleted": deleted, "reports_deleted": reports,
+        "waiting_kept": int(kept or 0), "inbound_deleted": int(inbound),
+    }
 
 
 def _partitions(conn: Connection) -> list[tuple[str, float | None]]:

@@ -11,12 +11,20 @@ from sqlalchemy import Connection, insert, select, text, update
 
 from pombo.adapters.sql import schema as t
 from pombo.domain.catalog import Catalog, PriceTable, build_chain
+from pombo.domain.inbound import (
+    DEFAULT_OPT_IN_WORDS,
+    DEFAULT_OPT_OUT_WORDS,
+    numbers_index,
+    word_list,
+)
 from pombo.domain.model import CallbackConfig, ConnectionConfig, Customer, PriceRow, Token, User
 from pombo.domain.textfilter import DEFAULT_PATTERNS, Models, TextFilter
 
 CONFIG_VERSION = "config_version"
 TOKEN_VERSION = "token_version"
 TEXT_FILTER = "text_filter"
+OPT_OUT_WORDS = "opt_out_words"
+OPT_IN_WORDS = "opt_in_words"
 
 
 def config_version(conn: Connection) -> str:
@@ -91,6 +99,8 @@ def load_catalog(conn: Connection) -> Catalog:
     blocklists: dict[int, set[str]] = {}
     for r in conn.execute(select(t.blocklist)):
         blocklists.setdefault(r.customer_id, set()).add(r.number)
+    for r in conn.execute(select(t.opt_outs)):  # SPEC §14: opted out by an inbound word
+        blocklists.setdefault(r.customer_id, set()).add(r.number)
     model_texts: dict[int, list[str]] = {}
     for r in conn.execute(select(t.models).order_by(t.models.c.id)):
         model_texts.setdefault(r.customer_id, []).append(r.text)
@@ -99,6 +109,9 @@ def load_catalog(conn: Connection) -> Catalog:
         select(t.meta.c.value).where(t.meta.c.key == TEXT_FILTER)
     ).scalar()
     patterns = json.loads(stored_filter) if stored_filter else list(DEFAULT_PATTERNS)
+    words = dict(conn.execute(select(t.meta.c.key, t.meta.c.value).where(t.meta.c.key.in_((OPT_OUT_WORDS, OPT_IN_WORDS)))).all())
+    opt_out = json.loads(words[OPT_OUT_WORDS]) if OPT_OUT_WORDS in words else DEFAULT_OPT_OUT_WORDS
+    opt_in = json.loads(words[OPT_IN_WORDS]) if OPT_IN_WORDS in words else DEFAULT_OPT_IN_WORDS
     return Catalog(
         version=version,
         token_version=tokens_seen,
@@ -113,6 +126,9 @@ def load_catalog(conn: Connection) -> Catalog:
         connections=connections,
         text_filter=TextFilter(patterns),
         chains={cid: build_chain(customers, cid) for cid in customers},
+        opt_out_words=word_list(opt_out),
+        opt_in_words=word_list(opt_in),
+        inbound_numbers=numbers_index({cid: c.numbers for cid, c in customers.items()}),
     )
 
 
@@ -135,6 +151,8 @@ def _customer(r: Any) -> Customer:
         callback=_callback(r.callback),
         accents=r.accents,
         priority=r.priority,
+        numbers=tuple(json.loads(r.numbers or "[]")),
+        reply_window=int(r.reply_window),
     )
 
 

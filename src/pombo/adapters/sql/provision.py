@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import Connection, func, insert, select, update
 
 from pombo.adapters.sql import schema as t
-from pombo.adapters.sql.catalog import TEXT_FILTER, bump_version
+from pombo.adapters.sql.catalog import OPT_IN_WORDS, OPT_OUT_WORDS, TEXT_FILTER, bump_version
 from pombo.domain import credentials
 from pombo.domain.model import CallbackConfig
 from pombo.domain.plan_checks import parents_first, reference_errors, routing_warnings
@@ -40,6 +40,10 @@ def apply_provisioning(conn: Connection, prov: Provisioning, *, now: float | Non
         counts["costs"] += 1
     if prov.text_filter is not None:
         _upsert(conn, t.meta, {"key": TEXT_FILTER}, {"value": json.dumps(list(prov.text_filter))})
+    if prov.opt_out_words is not None:
+        _upsert(conn, t.meta, {"key": OPT_OUT_WORDS}, {"value": json.dumps(list(prov.opt_out_words))})
+    if prov.opt_in_words is not None:
+        _upsert(conn, t.meta, {"key": OPT_IN_WORDS}, {"value": json.dumps(list(prov.opt_in_words))})
     # parents first, so foreign keys hold whatever order the file lists them in
     for customer in parents_first(prov):
         _upsert_customer(conn, customer, now=now, counts=counts)
@@ -111,6 +115,8 @@ def _upsert_customer(conn: Connection, spec: Any, *, now: float, counts: dict[st
         "callback": _callback_json(spec.callback.to_config()) if spec.callback else None,
         "accents": spec.accents,
         "priority": spec.priority,
+        "numbers": json.dumps(list(spec.numbers)),
+        "reply_window": spec.reply_window,
     }
     created = _upsert(conn, t.customers, {"id": spec.id}, values)
     counts["customers"] += 1

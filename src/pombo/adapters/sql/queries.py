@@ -112,7 +112,7 @@ LEASE_CALLBACK = (
 )
 CALLBACK_EVENT = (
     "SELECT id, event_id, url, status_code, delivery, attempts, created_at AS occurred_at, customer_id, "
-    "message_id FROM callbacks WHERE id=?"
+    "message_id, inbound_id FROM callbacks WHERE id=?"
 )
 MESSAGE_ROW = f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE id=?"
 CALLBACK_DONE = "UPDATE callbacks SET state='done', attempts=attempts+1, lease_until=NULL, updated_at=? WHERE id=?"

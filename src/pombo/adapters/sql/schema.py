@@ -85,6 +85,8 @@ customers = Table(
     Column("callback", Text, nullable=True),
     Column("accents", String(8), nullable=False, server_default="keep"),  # keep | fold (SPEC §13)
     Column("priority", String(8), nullable=False, server_default="normal"),  # normal | high (SPEC §11)
+    Column("numbers", Text, nullable=False, server_default="[]"),  # JSON list: inbound numbers (SPEC §14)
+    Column("reply_window", Integer, nullable=False, server_default="72"),  # hours (SPEC §14)
 )
 
 users = Table(
@@ -182,6 +184,7 @@ Index(
     postgresql_where=messages.c.corr_id.isnot(None),
 )
 Index("ix_messages_upstream", messages.c.connection, messages.c.upstream_id)
+Index("ix_messages_dest_created", messages.c.dest, messages.c.created_at)  # routing an answer (SPEC §14)
 Index(
     "ix_messages_waiting",
     messages.c.created_at,
@@ -258,6 +261,9 @@ callbacks = Table(
     Column("last_error", Text, nullable=True),
     Column("created_at", Float, nullable=False),
     Column("updated_at", Float, nullable=False),
+    # an `mo` event (SPEC §14): the inbound message it announces; its message_id is then minus
+    # the inbound id, so each inbound event is ordered on its own
+    Column("inbound_id", BigInteger, nullable=True),
 )
 Index("ix_callbacks_due", callbacks.c.state, callbacks.c.next_at)
 Index("ix_callbacks_message", callbacks.c.message_id, callbacks.c.id)
@@ -319,3 +325,54 @@ upstream_grants = Table(
     Column("n", Integer, nullable=False),
 )
 Index("ix_upstream_grants_at", upstream_grants.c.connection, upstream_grants.c.at)
+
+# Inbound messages (SPEC §14, migration 0013): each stored once per (connection, provider_id),
+# routed to a customer and the message it answers, or kept unrouted (customer_id NULL) for the
+# operator. Not partitioned on PostgreSQL: the unique key of a partitioned table must hold the
+# partition key, and a provider's retry may arrive in another month than the first push;
+# `pombo log prune` deletes old rows instead.
+inbound = Table(
+    "inbound",
+    metadata,
+    Column("id", BigId, primary_key=True),
+    Column("connection", String(64), nullable=False),
+    Column("provider_id", String(128), nullable=False),
+    Column("customer_id", Integer, nullable=True),
+    Column("reply_to", BigInteger, nullable=True),  # the cdls_id it answers
+    Column("routed_by", String(16), nullable=True),  # numbers | correlation | window
+    Column("source", String(64), nullable=False),  # `from`
+    Column("dest", String(64), nullable=False),  # `to`
+    Column("text", Text, nullable=False),
+    Column("received_at", Float, nullable=False),  # the provider's time, else Pombo's
+    Column("created_at", Float, nullable=False),  # when Pombo stored it
+    Column("raw", Text, nullable=True),
+    UniqueConstraint("connection", "provider_id", name="uq_inbound_provider"),
+)
+Index("ix_inbound_customer", inbound.c.customer_id, inbound.c.id)
+Index("ix_inbound_customer_created", inbound.c.customer_id, inbound.c.created_at)
+Index("ix_inbound_reply_to", inbound.c.reply_to)
+Index("ix_inbound_created", inbound.c.created_at)
+
+# Numbers put on a customer's block list by an opt-out word (SPEC §14), apart from the
+# provisioned block list (which an opt-in word never lifts), and every change with its cause.
+opt_outs = Table(
+    "opt_outs",
+    metadata,
+    Column("customer_id", Integer, primary_key=True),
+    Column("number", String(64), primary_key=True),
+    Column("word", String(64), nullable=False),
+    Column("mo_id", BigInteger, nullable=False),
+    Column("created_at", Float, nullable=False),
+)
+opt_changes = Table(
+    "opt_changes",
+    metadata,
+    Column("id", BigId, primary_key=True),
+    Column("customer_id", Integer, nullable=False),
+    Column("number", String(64), nullable=False),
+    Column("action", String(8), nullable=False),  # out | in
+    Column("word", String(64), nullable=False),
+    Column("mo_id", BigInteger, nullable=False),
+    Column("created_at", Float, nullable=False),
+)
+Index("ix_opt_changes_customer", opt_changes.c.customer_id, opt_changes.c.number, opt_changes.c.id)

@@ -16,6 +16,7 @@ from sqlalchemy import Engine
 from pombo.adapters.sql import queries as q
 from pombo.adapters.sql.batch import Batcher
 from pombo.adapters.sql.executor import Database, Executor
+from pombo.adapters.sql.inbound import InboundSide
 from pombo.adapters.sql.operator_store import OperatorSide
 from pombo.adapters.sql.queue import SqlQueue
 from pombo.adapters.sql.snapshot import CatalogSide
@@ -29,7 +30,7 @@ CLAIM_SECONDS = 60.0  # how long a reconciliation claim keeps other processes aw
 SettleItem = tuple[int, str | None, str, float]  # (message id, upstream id, raw, now)
 
 
-class SqlStore(CatalogSide, SqlQueue, OperatorSide):
+class SqlStore(CatalogSide, SqlQueue, OperatorSide, InboundSide):
     """What both engines share (the operator's ports among it). Subclasses provide the batched
     send path."""
 
@@ -213,6 +214,13 @@ class SqlStore(CatalogSide, SqlQueue, OperatorSide):
         for event_id in ids:
             if await self.x.execute(q.LEASE_CALLBACK, (now + lease, event_id, now)) == 1:
                 row = await self.x.fetchone(q.CALLBACK_EVENT, (event_id,))
+                if row is not None and row.get("inbound_id") is not None:  # an `mo` event (SPEC §14)
+                    inbound = await self.inbound_row(int(row.pop("inbound_id")))
+                    if inbound is not None:
+                        events.append({**row, "inbound": inbound})
+                    continue
+                if row is not None:
+                    row.pop("inbound_id", None)
                 message = await self.x.fetchone(q.MESSAGE_ROW, (row["message_id"],)) if row else None
                 if row is not None and message is not None:
                     events.append({**row, "message": message})
