@@ -102,7 +102,7 @@ async def replies(client: aiohttp.ClientSession, token: str, **params: str) -> l
 
 async def make_sms(client: aiohttp.ClientSession, token: str, dest: str, text: str = "hello") -> tuple[int, str]:
     params = {"tsid": token, "dest": dest, "message": text, "httpdup": "0"}
-    status, body = await get(client, "/api/v2/MakeSMS.php", params)
+    _, body = await get(client, "/api/v2/MakeSMS.php", params)
     return int(body["return"]["status_code"]), body["return"]["cdls_id"]
 
 
