@@ -7,8 +7,8 @@ which wins over any `tsid` the generator puts in a body, SPEC §2). The document
 operation documents, so to give form, JSON and multipart bodies each their own examples the
 served document is loaded once per body type with only that type left in every requestBody.
 
-Every operation (MakeSMS, GetUserID, GetSMSStatus, GetBalance; `.php` and plain; GET, and POST
-with each body type; /healthz) gets a bounded number of generated requests, JSON bodies also
+Every operation (MakeSMS, GetUserID, GetSMSStatus, GetBalance, GetSMSReply; `.php` and plain; GET, and POST
+with each body type; /mo; /healthz) gets a bounded number of generated requests, JSON bodies also
 negative ones (values and shapes the schema does not allow). Each answer must not be a 5xx, must
 carry a documented status code and content type and match the Envelope schema, and, for the API,
 be the envelope SPEC §1 describes (status code string, HTTP status matching it, cdls_id rules).
@@ -141,7 +141,8 @@ def test_the_served_document_is_the_one_the_targets_come_from(served: Served) ->
     labels = {f"{op.ok().method.upper()} {op.ok().path}" for op in served.schema.get_all_operations()}
     assert labels == {f"{method} {path}" for path, method, _ in TARGETS}
     assert {p for p, _, _ in TARGETS if p.startswith("/api/v2/")} == {
-        f"/api/v2/{name}{ext}" for name in ("MakeSMS", "GetUserID", "GetSMSStatus", "GetBalance") for ext in (".php", "")
+        f"/api/v2/{name}{ext}" for name in ("MakeSMS", "GetUserID", "GetSMSStatus", "GetBalance", "GetSMSReply")
+        for ext in (".php", "")
     }
     assert {t for _, _, t in TARGETS} == {None, FORM, JSON, MULTIPART}
 

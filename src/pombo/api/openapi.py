@@ -34,6 +34,14 @@ STATUS_PARAMS = [
     ("maxreg", "Page size (default 1000)."),
     ("last_id", "The previous page's next_id."),
 ]
+REPLY_PARAMS = [
+    ("tsid", "Token."),
+    ("cdls_id", "The replies to one of your messages."),
+    ("date_start", "YYYY-MM-DD, inclusive (the day Pombo received it)."),
+    ("date_end", "YYYY-MM-DD, inclusive."),
+    ("maxreg", "Page size (default 1000)."),
+    ("last_id", "The previous page's next_id."),
+]
 AUTH_PARAMS = [("tsid", "Token; on GetUserID `1` (with HTTP Basic) issues a new token.")]
 
 
@@ -77,6 +85,12 @@ def openapi_document() -> dict[str, Any]:
         "GetUserID": _operation("Introspect a token, or issue one (HTTP Basic + tsid=1)", AUTH_PARAMS, [400]),
         "GetSMSStatus": _operation("Your message log: by cdls_id, ctid or date page", STATUS_PARAMS, [400]),
         "GetBalance": _operation("Your balance and credit limit", AUTH_PARAMS, [400]),
+        "GetSMSReply": _operation(
+            "Your inbound messages (answers from handsets): by cdls_id or date page. Each has mo_id, "
+            "from, to, text, received_at and reply_to (the cdls_id it answers, or null)",
+            REPLY_PARAMS,
+            [400],
+        ),
     }
     for name, op in ops.items():
         for path in (f"/api/v2/{name}.php", f"/api/v2/{name}"):
@@ -85,6 +99,27 @@ def openapi_document() -> dict[str, Any]:
                 "post": {**op, "operationId": f"{name}{'Php' if path.endswith('.php') else ''}Post"},
             }
             del paths[path]["get"]["requestBody"]
+    paths["/mo/{connection}/{secret}"] = {
+        method: {
+            "summary": "Inbound messages pushed by a provider (Kannel get-url from=%p&to=%P&text=%a&time=%t, "
+            "Wavy MO callbacks, an http connection's `mo` mapping); stored once before the answer",
+            "operationId": f"mo{method.capitalize()}",
+            "parameters": [
+                {"name": "connection", "in": "path", "required": True, "schema": _STR},
+                {"name": "secret", "in": "path", "required": True, "schema": _STR,
+                 "description": "The connection's dlr_secret"},
+            ],
+            "responses": {
+                "200": {"description": "Stored (`stored`: how many were new; a retry of the same message is 0)"},
+                "400": {"description": "The body is not the provider's format: nothing stored",
+                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Envelope"}}}},
+                "403": {"description": "Unknown connection, wrong secret, or a connection that takes no MO push"},
+                "413": {"description": "Body over 64 KiB"},
+                "503": {"description": "The database does not answer: nothing acknowledged, push again"},
+            },
+        }
+        for method in ("get", "post")
+    }
     paths["/healthz"] = {"get": {"summary": "Liveness", "operationId": "healthz", "responses": {"200": {"description": "up"}}}}
     return {
         "openapi": "3.0.3",
