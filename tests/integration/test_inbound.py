@@ -19,6 +19,7 @@ import pytest
 
 from pombo.bootstrap import Services
 from pombo.domain.inbound import BadInbound
+from pombo.services.auth import Credentials
 from pombo.services.dlr import Forbidden
 from tests.fakes.upstream import FakeUpstream
 from tests.integration.gateway import TOKEN, open_gateway, provision, provisioning, send
@@ -380,3 +381,41 @@ async def test_opt_out_is_recorded_and_only_for_that_customer(gw: Services) -> N
     await push(gw, "velip", **{"from": d, "to": "28000", "text": "Start"})
     assert (await send(gw, dest=d, message="c", httpdup="0")).code == 0
     assert [c["action"] for c in await gw.store.opt_changes(customer_id=11)] == ["out", "in"]
+
+
+# --------------------------------------------------------------------------------------------
+# SMPP: a deliver_sm that is not a receipt is an inbound message (SPEC §12, §14)
+# --------------------------------------------------------------------------------------------
+
+
+async def test_smpp_deliver_sm_goes_to_the_intake(database_url: str, upstream: FakeUpstream) -> None:
+    from tests.fakes.smsc import FakeSmsc
+    from tests.integration.smpp.conftest import wait_for
+
+    smsc = FakeSmsc()
+    await smsc.start()
+    base = doc(upstream.url)
+    base["connections"].append({"name": "claro", "kind": "smpp", "host": "127.0.0.1", "port": smsc.port,
+                                "system_id": "pombo", "password": "s3cr3t", "dlr_secret": "c-secret"})
+    base["customers"][1]["sms_provider"] = "claro"
+    base["tariffs"].append({"customer": 11, "prefix": "55", "value": "0.0800", "connection": "claro"})
+    services = await open_gateway(database_url, base, background_jobs=False)
+    try:
+        config = (await services.store.catalog()).connections["claro"]
+        connection = services.dispatcher.connection(config)
+        connection.start()  # type: ignore[attr-defined]
+        await wait_for(lambda: len(smsc.bound()) == 1)
+        assert await smsc.mo("5511987650151", "28000", "Sim {já}".encode("utf-16-be"), coding=8) == 0
+        assert await smsc.mo("5511987650151", "28000", "Sim {já}".encode("utf-16-be"), coding=8) == 0  # redelivered
+        assert await smsc.mo("11987650152", "28000", b"SAIR") == 0
+        rows = await inbound_rows(services)
+        assert [(r["customer_id"], r["routed_by"], r["source"], r["dest"], r["text"]) for r in rows] == [
+            (11, "numbers", "5511987650151", "28000", "Sim {já}"),
+            (11, "numbers", "5511987650152", "28000", "SAIR"),
+        ]
+        assert (await send(services, dest="11987650152", message="x")).code == 260
+        got = await services.replies(params={}, creds=Credentials(token=TOKEN, basic=None, ip="127.0.0.1"))
+        assert isinstance(got, tuple) and [m["text"] for m in got[1]] == ["Sim {já}", "SAIR"]
+    finally:
+        await services.aclose()
+        await smsc.stop()
