@@ -29,6 +29,7 @@ from pombo.services.auth import Authenticator, Credentials
 from pombo.services.callbacks import CallbackSender
 from pombo.services.dispatch import Dispatcher
 from pombo.services.dlr import DeliveryReports
+from pombo.services.inbound import InboundIntake, Replies
 from pombo.services.make_sms import MakeSms, SendResult
 from pombo.services.provisioning import parse_document
 from pombo.services.reconcile import Reconciler
@@ -229,6 +230,8 @@ class World:
     dlr: DeliveryReports
     reconciler: Reconciler
     callbacks: CallbackSender
+    inbound: InboundIntake
+    replies: Replies
     outcomes: list[tuple[str, int, int]] = field(default_factory=list)
 
     async def provision(self, doc: dict[str, Any]) -> None:
@@ -294,6 +297,8 @@ async def make_world(
         callbacks=CallbackSender(store=store, clock=clock, tz=TZ, guard=guard, max_tries=max_tries,
                                  base_delay=base_delay,
                                  timeout=2.0),
+        inbound=InboundIntake(store=store, clock=clock, tz=TZ),
+        replies=Replies(store=store, authenticator=authenticator, tz=TZ),
         outcomes=outcomes,
     )
     await world.provision(base_document() if doc is None else doc)
