@@ -29,13 +29,14 @@ LOCKED_OPERATOR = "night-shift"  # the lockout test spends its attempts on this 
 SHOP_TOKEN = "tok-shop-0000000001"
 SHOP_TOKEN_2 = "tok-shop-0000000002"  # same 10-character prefix as SHOP_TOKEN
 BACKUP_TOKEN = "tok-back-0000000001"
+MO_SECRET = "velip-mo-secret"  # /mo/velip/{secret}: inbound messages (SPEC §14)
 
 
 def console_doc() -> dict[str, Any]:
     """A reseller with two shops; one shop routed to a connection that fails DDD 21."""
     return {
         "connections": [
-            {"name": "velip", "kind": "simulator", "ack_timeout": 2, "final_timeout": 5},
+            {"name": "velip", "kind": "simulator", "ack_timeout": 2, "final_timeout": 5, "dlr_secret": MO_SECRET},
             {"name": "backup", "kind": "simulator", "fail_prefix": "5521", "ack_timeout": 2, "final_timeout": 5},
         ],
         "customers": [

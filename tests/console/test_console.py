@@ -19,6 +19,7 @@ from yarl import URL
 from tests.console.conftest import (
     BACKUP_TOKEN,
     LOCKED_OPERATOR,
+    MO_SECRET,
     OPERATOR,
     PASSWORD,
     SHOP_TOKEN,
@@ -332,3 +333,36 @@ def _today(live: Live) -> str:
     from pombo.config import Settings
 
     return datetime.now(Settings().tz).date().isoformat()
+
+
+# ------------------------------------------------------------------------------ inbound (SPEC §14)
+
+
+async def test_inbound_page_replies_and_opt_outs(console: Client) -> None:
+    dest = "11987650991"
+    sent = await console.send(SHOP_TOKEN_2, dest=dest, message="Confirma a consulta?", httpdup="0")
+    assert sent["status_code"] == "0"
+    base = f"/mo/velip/{MO_SECRET}"
+    for params in ({"from": dest, "to": "9999", "text": "Sim <b>confirmo</b>"},
+                   {"from": "11987650992", "to": "9999", "text": "quem fala?"},
+                   {"from": dest, "to": "9999", "text": "SAIR"}):
+        async with console.http.get(console.live.base + base, params=params) as r:
+            assert r.status == 200
+    status, page, _ = await console.get("/console/inbound")
+    assert status == 200 and "Sim &lt;b&gt;confirmo&lt;/b&gt;" in page and "quem fala?" in page
+    assert 'class="unrouted"' in page
+    _, page, _ = await console.get("/console/inbound?unrouted=1")
+    assert "quem fala?" in page and "confirmo" not in page
+    _, page, _ = await console.get("/console/inbound?text=CONFIRMO&customer=11")
+    assert "confirmo" in page and "quem fala" not in page
+    _, page, _ = await console.get(f"/console/inbound?number=({dest[:2]}) {dest[2:]}")
+    assert "confirmo" in page and "quem fala" not in page
+    _, page, _ = await console.get("/console/inbound?customer=12")
+    assert "confirmo" not in page
+    _, page, _ = await console.get("/console/inbound?date_from=not-a-day")
+    assert 'aria-invalid="true"' in page
+    _, page, _ = await console.get(f"/console/messages/{sent['cdls_id']}")
+    assert "Sim &lt;b&gt;confirmo&lt;/b&gt;" in page and "data-reply=" in page
+    _, page, _ = await console.get("/console/customers/11")
+    assert f'data-opt-out="55{dest}"' in page
+    assert (await console.send(SHOP_TOKEN_2, dest=dest, message="x", httpdup="0"))["status_code"] == "260"

@@ -28,6 +28,7 @@ def console_routes() -> list[Route | Mount]:
         Route("/customers/{customer_id:int}/tokens/{token_id:int}/revoke", actions.revoke_token, methods=["POST"]),
         Route("/messages", views.messages_page, methods=["GET"]),
         Route("/messages/{message_id:int}", views.message_page, methods=["GET"]),
+        Route("/inbound", views.inbound_page, methods=["GET"]),
         Route("/connections", views.connections_page, methods=["GET"]),
         Route("/connections/{name}/enabled", actions.set_connection, methods=["POST"]),
         Mount("/static", app=StaticFiles(directory=HERE / "static"), name="console-static"),

@@ -15,7 +15,7 @@ from pombo.console.web import operator_service, operator_view, page
 from pombo.domain import codes, delivery, money
 from pombo.domain.ints import uint
 from pombo.domain.numbers import number_forms
-from pombo.services.operator import MessageFilter
+from pombo.services.operator import InboundFilter, MessageFilter
 from pombo.services.operator_reads import PAGE
 
 STATUS_CODES = (codes.OK, codes.WR, codes.PROVIDER_ERROR)
@@ -151,6 +151,32 @@ def _story(m: dict[str, Any]) -> list[tuple[float | None, str, dict[str, Any]]]:
             events.append((m["final_at"], "ev_final", {"state": m["delivery"]}))
     first = m["created_at"]
     return sorted(events, key=lambda e: (e[0] if e[0] is not None else first, e[1] != "ev_accepted"))
+
+
+def parse_inbound_filter(params: dict[str, str], tz: Any) -> tuple[InboundFilter, list[str]]:
+    """The inbound search form as a filter, and the fields that could not be understood."""
+    common, bad = parse_filter({k: v for k, v in params.items() if k in ("customer", "date_from", "date_to", "before")}, tz)
+    number = params.get("number", "").strip()
+    forms = (*number_forms(number), number) if number else ()
+    found = InboundFilter(
+        customer_id=common.customer_id,
+        number=tuple(dict.fromkeys(forms)),
+        text=params.get("text", "").strip()[:100] or None,
+        start=common.start,
+        end=common.end,
+        unrouted=params.get("unrouted", "") == "1",
+        before_id=common.before_id,
+    )
+    return found, bad
+
+
+@operator_view
+async def inbound_page(request: Request) -> Response:
+    params = {k: v[:100] for k, v in request.query_params.items()}
+    found, bad = parse_inbound_filter(params, request.app.state.services.settings.tz)
+    rows = [] if bad else await operator_service(request).search_inbound(where=found, limit=PAGE)
+    older = "?" + _query(params, before=str(rows[-1]["id"])) if len(rows) == PAGE else None
+    return page(request, "inbound.html", rows=rows, params=params, bad=bad, older=older)
 
 
 @operator_view

@@ -12,6 +12,7 @@ from typing import Protocol
 from pombo.errors import NotSent, OutcomeUnknown, UpstreamError, UpstreamRejected, UpstreamTimeout
 from pombo.ports.operator import (
     Admin,
+    InboundFilter,
     LogStats,
     MessageFilter,
     OperatorAccount,
@@ -79,6 +80,7 @@ __all__ = [
     "Connection",
     "Deliveries",
     "Inbound",
+    "InboundFilter",
     "InboundSpec",
     "LogStats",
     "MessageFilter",

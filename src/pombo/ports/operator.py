@@ -101,6 +101,19 @@ class MessageFilter:
 
 
 @dataclass(frozen=True, slots=True)
+class InboundFilter:
+    """A search of the inbound messages (SPEC §14): every given field must match."""
+
+    customer_id: int | None = None
+    number: tuple[str, ...] = ()  # any of these forms of the handset (`from`) or of `to`
+    text: str | None = None  # a part of the text, any case
+    start: float | None = None  # stored at or after
+    end: float | None = None  # stored before
+    unrouted: bool = False  # only those no customer took
+    before_id: int | None = None  # id < before_id (the next page, newest first)
+
+
+@dataclass(frozen=True, slots=True)
 class OperatorAccount:
     """A console operator (never a customer's user)."""
 
@@ -126,8 +139,10 @@ class OperatorReads(Protocol):
         """The customer's columns plus chain (ancestors, nearest first: id, name), children (id,
         name), tokens (id, prefix, created_at, revoked_at, username; live first, newest first),
         users (username, send, app, camp, active), tariffs (prefix, value, connection), blocklist
-        (numbers, sorted), models (texts, in order) and its last 20 ledger rows (id, amount,
-        cause, message_id, note, created_at; newest first). None when unknown."""
+        (numbers, sorted), opt_outs (number, word, mo_id, created_at: numbers an opt-out word put
+        on the block list, SPEC §14), opt_changes (its last 50 opt-out/opt-in changes, newest
+        first), models (texts, in order) and its last 20 ledger rows (id, amount, cause,
+        message_id, note, created_at; newest first). None when unknown."""
         ...
 
     async def search_messages(self, *, where: MessageFilter, limit: int) -> list[Row]:
@@ -137,7 +152,13 @@ class OperatorReads(Protocol):
     async def message_story(self, *, message_id: int) -> Row | None:
         """One message (any customer) with customer_name, username, its ledger rows (id,
         customer_id, name, amount, cause, created_at) and its reports (id, connection, state,
-        raw, created_at), both oldest first. None when unknown."""
+        raw, created_at), both oldest first, and its replies (inbound messages answering it,
+        oldest first). None when unknown."""
+        ...
+
+    async def search_inbound(self, *, where: InboundFilter, limit: int) -> list[Row]:
+        """Inbound messages matching `where`, newest first, each with its customer's
+        `customer_name` (None when unrouted)."""
         ...
 
     async def connections(self) -> list[Row]:

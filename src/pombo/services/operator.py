@@ -16,6 +16,7 @@ from pombo.domain import codes, credentials
 from pombo.domain.provisioning import Provisioning
 from pombo.ports import (
     AuthPolicy,
+    InboundFilter,
     MessageFilter,
     OperatorAccount,
     ProvisionReport,
@@ -25,7 +26,7 @@ from pombo.services.auth import verify_password
 from pombo.services.operator_reads import OperatorViews
 from pombo.services.provisioning import parse_document
 
-__all__ = ["MessageFilter", "Operator", "OperatorAccount", "OperatorError", "lock_name"]
+__all__ = ["InboundFilter", "MessageFilter", "Operator", "OperatorAccount", "OperatorError", "lock_name"]
 
 MIN_PASSWORD = 8
 MAX_USERNAME = 64

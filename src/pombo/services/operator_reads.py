@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from pombo.ports import Clock, MessageFilter, OperatorStore, Row
+from pombo.ports import Clock, InboundFilter, MessageFilter, OperatorStore, Row
 
 PAGE = 50
 MAX_TREE = 1000
@@ -107,6 +107,10 @@ class OperatorViews:
     async def message_story(self, *, message_id: int) -> Row | None:
         """One message with its ledger rows and delivery reports."""
         return await self._store.message_story(message_id=message_id)
+
+    async def search_inbound(self, *, where: InboundFilter, limit: int = PAGE) -> list[Row]:
+        """Inbound messages matching every given filter, newest first (SPEC §14)."""
+        return await self._store.search_inbound(where=where, limit=limit)
 
     async def connections(self) -> list[Row]:
         """Every connection (its URL without credentials) with how many customers route to it."""

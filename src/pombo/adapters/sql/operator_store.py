@@ -16,7 +16,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from pombo.adapters.sql import admin, operators, provision, stats, views
 from pombo.adapters.sql.failures import check_sqlalchemy
 from pombo.domain.provisioning import Provisioning
-from pombo.ports import MessageFilter, OperatorAccount, ProvisionReport, Row
+from pombo.ports import InboundFilter, MessageFilter, OperatorAccount, ProvisionReport, Row
 
 T = TypeVar("T")
 
@@ -124,6 +124,10 @@ class OperatorSide:
     async def message_story(self, *, message_id: int) -> Row | None:
         """One message with its ledger rows and reports; None when unknown."""
         return await self._read(views.message_story, message_id=message_id)
+
+    async def search_inbound(self, *, where: InboundFilter, limit: int) -> list[Row]:
+        """Inbound messages matching `where`, newest first, with their customer's name."""
+        return await self._read(views.search_inbound, where=where, limit=limit)
 
     async def connections(self) -> list[Row]:
         """Every connection by name with how many customers route to it."""

@@ -9,7 +9,7 @@ from sqlalchemy import Connection, func, or_, select
 
 from pombo.adapters.sql import schema as t
 from pombo.adapters.sql.stats import first_id_since
-from pombo.ports import MessageFilter, Row
+from pombo.ports import InboundFilter, MessageFilter, Row
 
 
 def customer_summaries(conn: Connection) -> list[Row]:
@@ -50,6 +50,12 @@ def customer_detail(conn: Connection, *, customer_id: int) -> Row | None:
     c["blocklist"] = list(conn.execute(select(t.blocklist.c.number)
                                        .where(t.blocklist.c.customer_id == customer_id)
                                        .order_by(t.blocklist.c.number)).scalars())
+    o = t.opt_outs.c
+    c["opt_outs"] = _rows(conn, select(o.number, o.word, o.mo_id, o.created_at)
+                          .where(o.customer_id == customer_id).order_by(o.number))
+    oc = t.opt_changes.c
+    c["opt_changes"] = _rows(conn, select(oc.number, oc.action, oc.word, oc.mo_id, oc.created_at)
+                             .where(oc.customer_id == customer_id).order_by(oc.id.desc()).limit(50))
     c["models"] = list(conn.execute(select(t.models.c.text).where(t.models.c.customer_id == customer_id)
                                     .order_by(t.models.c.id)).scalars())
     led = t.ledger.c
@@ -124,7 +130,35 @@ def message_story(conn: Connection, *, message_id: int) -> Row | None:
     d = t.dlr_reports.c
     msg["reports"] = _rows(conn, select(d.id, d.connection, d.state, d.raw, d.created_at)
                            .where(d.message_id == message_id).order_by(d.id))
+    i = t.inbound.c
+    msg["replies"] = _rows(conn, select(i.id, i.source, i.dest, i.text, i.received_at, i.connection)
+                           .where(i.reply_to == message_id).order_by(i.id))
     return msg
+
+
+def search_inbound(conn: Connection, *, where: InboundFilter, limit: int) -> list[Row]:
+    """Inbound messages matching every given filter, newest first, with their customer's name."""
+    i = t.inbound.c
+    cond: list[Any] = []
+    if where.customer_id is not None:
+        cond.append(i.customer_id == where.customer_id)
+    if where.unrouted:
+        cond.append(i.customer_id.is_(None))
+    if where.number:
+        cond.append(or_(*[i.source == n for n in where.number], *[i.dest == n for n in where.number]))
+    if where.text:
+        cond.append(func.lower(i.text).contains(where.text.lower(), autoescape=True))
+    if where.start is not None:
+        cond.append(i.created_at >= where.start)
+    if where.end is not None:
+        cond.append(i.created_at < where.end)
+    if where.before_id is not None:
+        cond.append(i.id < where.before_id)
+    query = (select(i.id, i.connection, i.provider_id, i.customer_id, i.reply_to, i.routed_by, i.source, i.dest,
+                    i.text, i.received_at, i.created_at, t.customers.c.name.label("customer_name"))
+             .select_from(t.inbound.outerjoin(t.customers, t.customers.c.id == i.customer_id))
+             .where(*cond).order_by(i.id.desc()).limit(limit))
+    return _rows(conn, query)
 
 
 def connections(conn: Connection) -> list[Row]:
