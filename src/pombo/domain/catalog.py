@@ -68,6 +68,10 @@ class Catalog:
     opt_out_words: frozenset[str] = field(default_factory=lambda: word_list(DEFAULT_OPT_OUT_WORDS))
     opt_in_words: frozenset[str] = field(default_factory=lambda: word_list(DEFAULT_OPT_IN_WORDS))
     inbound_numbers: Mapping[str, int] = field(default_factory=dict)  # route_key(number) -> customer id
+    # numbers an opt-out word put on a customer's block list, apart from the provisioned lists;
+    # they change on their own (opt_version) without a new configuration version
+    opted_out: Mapping[int, frozenset[str]] = field(default_factory=dict)
+    opt_version: int = 0
 
     def chain(self, customer_id: int) -> tuple[int, ...]:
         """The customer, its parent, the parent's parent, ... (cycle-safe)."""
@@ -95,7 +99,9 @@ class Catalog:
 
     def blocked_number(self, chain: Sequence[int], dest: str) -> bool:
         """The destination is on the block list of the customer or of one of its resellers."""
-        return any(dest in self.blocklists.get(account, ()) for account in chain)
+        return any(
+            dest in self.blocklists.get(account, ()) or dest in self.opted_out.get(account, ()) for account in chain
+        )
 
 
 def build_chain(customers: Mapping[int, Customer], customer_id: int) -> tuple[int, ...]:

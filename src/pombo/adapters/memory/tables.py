@@ -149,9 +149,9 @@ def build_catalog(t: Tables) -> Catalog:
     cost_rows: dict[str, list[PriceRow]] = {}
     for (connection, prefix), cost in t.costs.items():
         cost_rows.setdefault(connection, []).append(PriceRow(prefix, cost, None))
-    blocklists = {cid: set(nums) for cid, nums in t.blocklists.items()}
+    opted_out: dict[int, set[str]] = {}
     for cid, number in t.opt_outs:
-        blocklists.setdefault(cid, set()).add(number)
+        opted_out.setdefault(cid, set()).add(number)
     return Catalog(
         version=str(t.config_version),
         token_version=t.token_version,
@@ -161,7 +161,8 @@ def build_catalog(t: Tables) -> Catalog:
         users_by_id={u.id: u for u in users},
         tariffs={cid: PriceTable(rows) for cid, rows in tariff_rows.items()},
         costs={name: PriceTable(rows) for name, rows in cost_rows.items()},
-        blocklists={cid: frozenset(nums) for cid, nums in blocklists.items() if nums},
+        blocklists={cid: frozenset(nums) for cid, nums in t.blocklists.items() if nums},
+        opted_out={cid: frozenset(nums) for cid, nums in opted_out.items()},
         models={cid: Models(texts) for cid, texts in t.models.items() if texts},
         connections=dict(t.connections),
         text_filter=TextFilter(t.text_filter if t.text_filter is not None else DEFAULT_PATTERNS),

@@ -25,6 +25,7 @@ TOKEN_VERSION = "token_version"
 TEXT_FILTER = "text_filter"
 OPT_OUT_WORDS = "opt_out_words"
 OPT_IN_WORDS = "opt_in_words"
+OPT_VERSION = "opt_version"
 
 
 def config_version(conn: Connection) -> str:
@@ -83,6 +84,7 @@ def load_catalog(conn: Connection) -> Catalog:
     """Read the whole configuration into one immutable snapshot."""
     version = config_version(conn)
     tokens_seen = token_version(conn)  # read first: a change after it is read again, never lost
+    opts_seen = int(conn.execute(select(t.meta.c.value).where(t.meta.c.key == OPT_VERSION)).scalar() or 0)
     customers = {r.id: _customer(r) for r in conn.execute(select(t.customers))}
     users = [_user(r) for r in conn.execute(select(t.users))]
     tokens = {
@@ -99,8 +101,9 @@ def load_catalog(conn: Connection) -> Catalog:
     blocklists: dict[int, set[str]] = {}
     for r in conn.execute(select(t.blocklist)):
         blocklists.setdefault(r.customer_id, set()).add(r.number)
+    opted_out: dict[int, set[str]] = {}
     for r in conn.execute(select(t.opt_outs)):  # SPEC §14: opted out by an inbound word
-        blocklists.setdefault(r.customer_id, set()).add(r.number)
+        opted_out.setdefault(r.customer_id, set()).add(r.number)
     model_texts: dict[int, list[str]] = {}
     for r in conn.execute(select(t.models).order_by(t.models.c.id)):
         model_texts.setdefault(r.customer_id, []).append(r.text)
@@ -129,6 +132,8 @@ def load_catalog(conn: Connection) -> Catalog:
         opt_out_words=word_list(opt_out),
         opt_in_words=word_list(opt_in),
         inbound_numbers=numbers_index({cid: c.numbers for cid, c in customers.items()}),
+        opted_out={cid: frozenset(nums) for cid, nums in opted_out.items()},
+        opt_version=opts_seen,
     )
 
 

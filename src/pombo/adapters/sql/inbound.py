@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+from pombo.adapters.sql.batch import Batcher
 from pombo.adapters.sql.executor import Database, Executor
 from pombo.adapters.sql.queries import MESSAGE_COLUMNS
 from pombo.domain.ids import new_event_id
@@ -37,11 +40,14 @@ OPT_OUT_ADD = (
 )
 OPT_OUT_LIFT = "DELETE FROM opt_outs WHERE customer_id=? AND number=?"
 OPT_CHANGE = (
-    "INSERT INTO opt_changes (customer_id, number, action, word, mo_id, created_at) VALUES (?, ?, ?, ?, ?, ?)"
+    "INSERT INTO opt_changes (customer_id, number, action, word, mo_id, created_at, seq) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?)"
 )
-BUMP_CONFIG = (
-    "INSERT INTO meta (key, value) VALUES ('config_version', '1') ON CONFLICT (key) "
-    "DO UPDATE SET value = CAST(CAST(meta.value AS BIGINT) + 1 AS TEXT)"
+# the upsert locks the meta row until commit: opt changes commit one at a time in seq order, so a
+# process that has read version N has seen every change up to N
+NEXT_OPT_VERSION = (
+    "INSERT INTO meta (key, value) VALUES ('opt_version', '1') ON CONFLICT (key) "
+    "DO UPDATE SET value = CAST(CAST(meta.value AS BIGINT) + 1 AS TEXT) RETURNING value"
 )
 INBOUND_PAGE = (
     f"SELECT {INBOUND_COLUMNS} FROM inbound WHERE customer_id=? AND created_at>=? AND created_at<? AND id>? "
@@ -73,24 +79,35 @@ class InboundSide:
             return await self.x.fetchall(LATEST_SENT_TO_ANY, (dest, float(since), limit))
         return await self.x.fetchall(LATEST_SENT_TO, (dest, float(since), connection, limit))
 
+    _inbound_batcher: Batcher[InboundSpec, tuple[int, bool]] | None = None
+
     async def save_inbound(self, spec: InboundSpec) -> tuple[int, bool]:
-        """Store once; a new message's opt change and `mo` event in the same transaction."""
+        """Store once; a new message's opt change and `mo` event in the same transaction. The
+        messages arriving together share one transaction (group commit), each stored in turn."""
+        if self._inbound_batcher is None:
+            self._inbound_batcher = Batcher(self._save_inbound_batch, max_batch=128)
+        return await self._inbound_batcher.submit(spec)
+
+    async def _save_inbound_batch(self, specs: Sequence[InboundSpec]) -> list[tuple[int, bool]]:
         async with self.x.transaction() as tx:
-            new_id = await tx.fetchval(
-                INSERT_INBOUND,
-                (
-                    spec.connection, spec.provider_id, spec.customer_id, spec.reply_to, spec.routed_by,
-                    spec.sender, spec.dest, spec.text.replace("\x00", "\ufffd"), float(spec.received_at),
-                    float(spec.now), spec.raw.replace("\x00", "\ufffd"),
-                ),
-            )
-            if new_id is None:
-                return int(await tx.fetchval(INBOUND_ID, (spec.connection, spec.provider_id))), False
-            inbound_id = int(new_id)
-            if spec.customer_id is not None:
-                await self._opt_change(tx, spec, inbound_id)
-                await self._enqueue_mo(tx, spec, inbound_id)
-            return inbound_id, True
+            return [await self._save_one(tx, spec) for spec in specs]
+
+    async def _save_one(self, tx: Executor, spec: InboundSpec) -> tuple[int, bool]:
+        new_id = await tx.fetchval(
+            INSERT_INBOUND,
+            (
+                spec.connection, spec.provider_id, spec.customer_id, spec.reply_to, spec.routed_by,
+                spec.sender, spec.dest, spec.text.replace("\x00", "\ufffd"), float(spec.received_at),
+                float(spec.now), spec.raw.replace("\x00", "\ufffd"),
+            ),
+        )
+        if new_id is None:
+            return int(await tx.fetchval(INBOUND_ID, (spec.connection, spec.provider_id))), False
+        inbound_id = int(new_id)
+        if spec.customer_id is not None:
+            await self._opt_change(tx, spec, inbound_id)
+            await self._enqueue_mo(tx, spec, inbound_id)
+        return inbound_id, True
 
     async def _opt_change(self, tx: Executor, spec: InboundSpec, inbound_id: int) -> None:
         if spec.opt is None or spec.customer_id is None:
@@ -103,9 +120,9 @@ class InboundSide:
             changed = await tx.execute(OPT_OUT_LIFT, (spec.customer_id, spec.sender))
         else:
             return
-        if changed:
-            await tx.execute(OPT_CHANGE, (spec.customer_id, spec.sender, action, word[:64], inbound_id, now))
-            await tx.execute(BUMP_CONFIG)  # every server's next send sees the block list change
+        if changed:  # every server's next catalog check reads this change (not the whole catalog)
+            seq = int(await tx.fetchval(NEXT_OPT_VERSION))
+            await tx.execute(OPT_CHANGE, (spec.customer_id, spec.sender, action, word[:64], inbound_id, now, seq))
             if self.x.dialect == "postgresql":
                 await tx.execute("SELECT pg_notify('pombo_config', '')")  # delivered at commit
 

@@ -6,7 +6,8 @@ MESSAGE_COLUMNS = (
     "sent_at, final_at"
 )
 CONFIG_VERSION = "SELECT value FROM meta WHERE key='config_version'"
-VERSIONS = "SELECT key, value FROM meta WHERE key IN ('config_version', 'token_version')"
+VERSIONS = "SELECT key, value FROM meta WHERE key IN ('config_version', 'token_version', 'opt_version')"
+OPT_CHANGED = "SELECT customer_id, number, action, seq FROM opt_changes WHERE seq>? ORDER BY seq"
 TOKENS_CHANGED = (
     "SELECT id, customer_id, user_id, token_hash, prefix, revoked_at, expires_at, changed_seq FROM tokens "
     "WHERE changed_seq>? ORDER BY changed_seq"

@@ -374,5 +374,7 @@ opt_changes = Table(
     Column("word", String(64), nullable=False),
     Column("mo_id", BigInteger, nullable=False),
     Column("created_at", Float, nullable=False),
+    Column("seq", BigInteger, nullable=False),  # meta opt_version when it was made
 )
 Index("ix_opt_changes_customer", opt_changes.c.customer_id, opt_changes.c.number, opt_changes.c.id)
+Index("ix_opt_changes_seq", opt_changes.c.seq)

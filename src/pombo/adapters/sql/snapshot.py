@@ -48,9 +48,31 @@ class CatalogSide:
         versions = {r["key"]: r["value"] for r in await self.x.fetchall(q.VERSIONS)}
         if str(versions.get("config_version") or "0") != self._catalog.version:
             await self._reload()
-        elif (tokens := int(versions.get("token_version") or 0)) != self._catalog.token_version:
+            return self._catalog
+        if (tokens := int(versions.get("token_version") or 0)) != self._catalog.token_version:
             await self._apply_token_changes(tokens)
+        if (opts := int(versions.get("opt_version") or 0)) != self._catalog.opt_version:
+            await self._apply_opt_changes(opts)
         return self._catalog
+
+    async def _apply_opt_changes(self, version: int) -> None:
+        """Only the opt-out/opt-in changes (SPEC §14) made since the version this snapshot has
+        seen: an answer "SAIR" does not reload the whole configuration."""
+        base = self._catalog
+        rows = await self.x.fetchall(q.OPT_CHANGED, (base.opt_version,))
+        if self._catalog is not base:
+            return  # replaced meanwhile
+        opted = {cid: set(nums) for cid, nums in base.opted_out.items()}
+        for r in rows:
+            numbers = opted.setdefault(int(r["customer_id"]), set())
+            if r["action"] == "out":
+                numbers.add(r["number"])
+            else:
+                numbers.discard(r["number"])
+        seen = max([version, *(int(r["seq"]) for r in rows[-1:])])
+        self._catalog = replace(
+            base, opted_out={cid: frozenset(n) for cid, n in opted.items() if n}, opt_version=seen
+        )
 
     async def _reload(self) -> None:
         """The whole catalog, read on a thread (never on the event loop); callers arriving while

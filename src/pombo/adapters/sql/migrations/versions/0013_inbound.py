@@ -7,7 +7,8 @@
   old rows.
 - opt_outs / opt_changes: numbers an opt-out word put on a customer's block list (apart from
   the provisioned list, which an opt-in word never lifts) and every change with its word,
-  mo_id and time.
+  mo_id and time, stamped with meta `opt_version` (bumped by each change, serialising them) so a
+  process reads only the changes since the version it has seen, not the whole configuration.
 - customers.numbers (JSON list) and customers.reply_window (hours, default 72).
 - callbacks.inbound_id: an `mo` event's inbound message.
 - messages (dest, created_at): the latest message sent to a handset, for routing an answer.
@@ -68,11 +69,16 @@ def upgrade() -> None:
         sa.Column("word", sa.String(64), nullable=False),
         sa.Column("mo_id", sa.BigInteger(), nullable=False),
         sa.Column("created_at", sa.Float(), nullable=False),
+        sa.Column("seq", sa.BigInteger(), nullable=False),  # meta opt_version when it was made
     )
     op.create_index("ix_opt_changes_customer", "opt_changes", ["customer_id", "number", "id"])
+    op.create_index("ix_opt_changes_seq", "opt_changes", ["seq"])
+    op.execute("INSERT INTO meta (key, value) VALUES ('opt_version', '0')")
 
 
 def downgrade() -> None:
+    op.execute("DELETE FROM meta WHERE key = 'opt_version'")
+    op.drop_index("ix_opt_changes_seq", table_name="opt_changes")
     op.drop_index("ix_opt_changes_customer", table_name="opt_changes")
     op.drop_table("opt_changes")
     op.drop_table("opt_outs")
