@@ -299,6 +299,11 @@ then look at it, and at the balance:
   curl -s '{base}/api/v2/GetSMSStatus.php?tsid={new_token}'
   curl -s '{base}/api/v2/GetBalance.php?tsid={new_token}'
 
+ask a question (the simulated handset answers any message with a "?"), then read the answer:
+
+  curl -s '{base}/api/v2/MakeSMS.php' -d 'tsid={new_token}' -d 'dest=11987654322' -d 'message=Confirma a consulta amanha?'
+  curl -s '{base}/api/v2/GetSMSReply.php?tsid={new_token}'
+
 API docs: {base}/docs   (Ctrl-C stops the server)
 """,
         err=False,
@@ -310,7 +315,9 @@ API docs: {base}/docs   (Ctrl-C stops the server)
 DEMO_CUSTOMER = 1000
 DEMO_PROVISIONING: dict[str, Any] = {
     "connections": [
-        {"name": "velip", "kind": "simulator", "ack_timeout": 5, "final_timeout": 10},
+        # its handsets answer "Sim, confirmo" to any message with a "?" (GetSMSReply, SPEC §14)
+        {"name": "velip", "kind": "simulator", "ack_timeout": 5, "final_timeout": 10, "reply": "Sim, confirmo",
+         "reply_after": 1.0},
     ],
     "customers": [
         {"id": DEMO_CUSTOMER, "name": "Demo", "sms_provider": "velip", "balance": "100.00"},

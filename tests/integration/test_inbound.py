@@ -8,6 +8,7 @@ mapping); routing, opt-out and the `mo` callback event through the services on a
 from __future__ import annotations
 
 import asyncio
+import copy
 import itertools
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -419,3 +420,35 @@ async def test_smpp_deliver_sm_goes_to_the_intake(database_url: str, upstream: F
     finally:
         await services.aclose()
         await smsc.stop()
+
+
+async def test_the_demo_handset_answers_questions(database_url: str) -> None:
+    """`pombo demo`'s simulated upstream answers any message with a "?" (GetSMSReply works)."""
+    from pombo.cli import DEMO_CUSTOMER, DEMO_PROVISIONING
+
+    base = copy.deepcopy(DEMO_PROVISIONING)
+    base["connections"][0]["reply_after"] = 0.05
+    base["customers"][0]["tokens"] = ["tok-demo-question-01"]
+    services = await open_gateway(database_url, base, background_jobs=False)
+    creds = Credentials(token="tok-demo-question-01", basic=None, ip="127.0.0.1")
+    try:
+        statement = await send(services, "tok-demo-question-01", dest="11987650161", message="Lembrete: consulta amanha.")
+        question = await send(services, "tok-demo-question-01", dest="11987650162", message="Confirma a consulta?")
+        again = await send(services, "tok-demo-question-01", dest="11987650162", message="Mesmo?", httpdup="0")
+        assert statement.code == question.code == again.code == 0
+        got: Any = None
+        for _ in range(100):
+            got = await services.replies(params={}, creds=creds)
+            if isinstance(got, tuple) and len(got[1]) == 2:
+                break
+            await asyncio.sleep(0.02)
+        assert isinstance(got, tuple)
+        # no correlation from this upstream: both answers go to the latest message to the handset
+        assert [(m["from"], m["text"], m["reply_to"]) for m in got[1]] == [
+            ("5511987650162", "Sim, confirmo", str(again.cdls_id)),
+            ("5511987650162", "Sim, confirmo", str(again.cdls_id)),
+        ]
+        rows = await inbound_rows(services)
+        assert {r["customer_id"] for r in rows} == {DEMO_CUSTOMER}
+    finally:
+        await services.aclose()

@@ -140,10 +140,11 @@ def _item(
 
 def from_smpp(source: str, dest: str, text: str, raw: str, *, now: float) -> InboundItem:
     """A `deliver_sm` that is not a receipt (SPEC §12): SMPP gives it no id, so the same
-    source, destination and text within the same minute (an SMSC's redelivery) is one message."""
+    source, destination, text and PDU fields (`raw`) within the same minute (an SMSC's
+    redelivery) is one message."""
     return _item(
         provider_id=None, sender=source, dest=dest, text=text, received_at=None, correlation=None,
-        raw=raw, stamp=str(int(now // 60)),
+        raw=raw, stamp=f"{raw}\x1f{int(now // 60)}",
     )
 
 

@@ -415,11 +415,17 @@ class SimulatorSpec(ConnectionSpec):
     url: str = ""
     delay: float = Field(default=0.0, ge=0, allow_inf_nan=False)
     fail_prefix: str | None = None  # destinations starting with it get a hard error
+    # the handset answers every message with a "?" in it with this text (SPEC §14, `pombo demo`)
+    reply: str | None = Field(default=None, min_length=1, max_length=160)
+    reply_after: float = Field(default=1.0, ge=0, le=600, allow_inf_nan=False)
 
     def options(self) -> dict[str, Any]:
         opts: dict[str, Any] = {"delay": self.delay}
         if self.fail_prefix is not None:
             opts["fail_prefix"] = self.fail_prefix
+        if self.reply is not None:
+            opts["reply"] = self.reply
+            opts["reply_after"] = self.reply_after
         return opts
 
 

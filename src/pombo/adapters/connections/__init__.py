@@ -38,4 +38,6 @@ def build_connection(config: ConnectionConfig, *, public_url: str, smpp_hooks: S
         ) from None
     if config.kind == "smpp":
         return SmppConnection(config, public_url=public_url, hooks=smpp_hooks)
+    if config.kind == "simulator":  # its simulated handsets answer through the same hook
+        return SimulatorConnection(config, public_url=public_url, on_inbound=smpp_hooks.on_inbound if smpp_hooks else None)
     return cls(config, public_url=public_url)
