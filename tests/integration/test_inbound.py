@@ -173,6 +173,19 @@ async def test_a_list_with_one_bad_item_stores_none_of_it(client: aiohttp.Client
         assert r.status == 200 and await r.json() == {"ok": True, "stored": 1}
 
 
+async def test_odd_but_readable_bodies_are_stored(client: aiohttp.ClientSession) -> None:
+    d = fresh_dest()
+    long_id = "x" * 300
+    items = [{"id": long_id, "source": "55" + d, "messageText": "nul\u0000 inside " + "é" * 5000, "shortCode": "28000"},
+             {"id": 12345, "source": int("55" + d), "messageText": 42, "shortCode": 28000,
+              "receivedDate": 1764597600000, "correlationId": "not a number"}]
+    async with client.post(f"/mo/wavy/{SECRETS['wavy']}", json=items) as r:
+        assert r.status == 200 and await r.json() == {"ok": True, "stored": 2}
+    got = [m for m in await replies(client, TOKEN) if m["from"] == "55" + d]
+    assert [m["text"][:12] for m in got] == ["nul\ufffd inside ", "42"]
+    assert len(got[0]["text"]) == 4000 and got[1]["received_at"] == "2025-12-01T11:00:00-03:00"
+
+
 async def test_a_kannel_push_without_from_or_text_is_400(client: aiohttp.ClientSession) -> None:
     assert await get(client, f"/mo/velip/{SECRETS['velip']}?to=28000&text=x") == (400, BAD)
     assert await get(client, f"/mo/velip/{SECRETS['velip']}?from=5511987650001&to=28000") == (400, BAD)

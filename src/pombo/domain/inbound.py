@@ -121,6 +121,9 @@ def _item(
     *, provider_id: str | None, sender: str, dest: str, text: str, received_at: float | None,
     correlation: int | None, raw: str, stamp: str,
 ) -> InboundItem:
+    # a NUL is no character any database stores (PostgreSQL refuses it in text)
+    sender, dest, text, raw = (v.replace("\x00", "\ufffd") for v in (sender, dest, text, raw))
+    provider_id = provider_id.replace("\x00", "\ufffd") if provider_id else provider_id
     if not sender.strip():
         raise BadInbound("no sender")
     pid = (provider_id or "").strip()[:128]
