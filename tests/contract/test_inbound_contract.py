@@ -22,6 +22,12 @@ def mo(provider_id: str = "w-1", *, customer_id: int | None = SHOP, reply_to: in
     )
 
 
+async def catalog_after_change(store: Store) -> Any:
+    """The catalog as the intake's next send sees it: it invalidates after an opt change."""
+    store.invalidate()
+    return await store.catalog()
+
+
 async def sent(store: Store, **kw: Any) -> int:
     result = await store.accept(spec(**kw))
     assert isinstance(result, int), result
@@ -77,7 +83,7 @@ async def test_finding_what_an_answer_answers(shop: Store) -> None:
 
 async def test_opt_out_blocks_for_that_customer_only_and_opt_in_lifts_it(shop: Store) -> None:
     out_id, _ = await shop.save_inbound(mo("o1", text="Sair.", opt=(OPT_OUT, "sair")))
-    catalog = await shop.catalog()
+    catalog = await catalog_after_change(shop)
     assert catalog.blocked_number([SHOP], DEST)
     assert not catalog.blocked_number([OTHER], DEST)
     await shop.save_inbound(mo("o2", text="PARAR", opt=(OPT_OUT, "parar")))  # already out: no change
@@ -85,7 +91,7 @@ async def test_opt_out_blocks_for_that_customer_only_and_opt_in_lifts_it(shop: S
     changes = await shop.opt_changes(customer_id=SHOP)
     assert [(c["number"], c["action"], c["word"], c["mo_id"]) for c in changes] == [(DEST, "out", "sair", out_id)]
     in_id, _ = await shop.save_inbound(mo("i1", text="voltar", opt=(OPT_IN, "voltar"), now=T0 + 300))
-    assert not (await shop.catalog()).blocked_number([SHOP], DEST)
+    assert not (await catalog_after_change(shop)).blocked_number([SHOP], DEST)
     changes = await shop.opt_changes(customer_id=SHOP)
     assert [(c["action"], c["mo_id"], c["created_at"]) for c in changes][-1] == ("in", in_id, T0 + 300)
     assert await shop.opt_changes(customer_id=OTHER) == []
@@ -97,13 +103,13 @@ async def test_opt_in_never_lifts_a_provisioned_block(store: Store) -> None:
     await provision(store, doc)
     await store.save_inbound(mo("o1", text="sair", opt=(OPT_OUT, "sair")))
     await store.save_inbound(mo("i1", text="start", opt=(OPT_IN, "start")))
-    assert (await store.catalog()).blocked_number([SHOP], DEST)
+    assert (await catalog_after_change(store)).blocked_number([SHOP], DEST)
     await store.save_inbound(mo("i2", text="start", opt=(OPT_IN, "start")))
-    assert (await store.catalog()).blocked_number([SHOP], DEST)
+    assert (await catalog_after_change(store)).blocked_number([SHOP], DEST)
     # a later `pombo load` of the same file keeps an opt-out it did not make
     await store.save_inbound(mo("x", sender="5511987650002", text="stop", opt=(OPT_OUT, "stop")))
     await provision(store, doc)
-    assert (await store.catalog()).blocked_number([SHOP], "5511987650002")
+    assert (await catalog_after_change(store)).blocked_number([SHOP], "5511987650002")
 
 
 async def test_mo_event_goes_to_the_answered_messages_url_else_the_customers(shop: Store) -> None:

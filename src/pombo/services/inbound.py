@@ -123,7 +123,12 @@ class InboundIntake:
             )
             saved = await self._store.save_inbound(spec)
             if saved[1] and opt is not None:
-                self._store.invalidate()  # this process's next send sees the block list change
+                # before the answer, this process's catalog has the block list change, so a send
+                # after the acknowledgement gets 260: the first look ends any refresh that began
+                # before the commit, the second reads the change itself
+                for _ in range(2):
+                    self._store.invalidate()
+                    await self._store.catalog()
             if self._on_message is not None:
                 self._on_message(connection, route.customer_id is not None)
             out.append(saved)
