@@ -57,25 +57,25 @@ def api_endpoint(
             )
         except TooLarge:
             response = env.envelope(codes.REQUEST_TOO_LARGE, codes.TEXTS[codes.REQUEST_TOO_LARGE], cdls_id="0")
-            metrics.ANSWERS.labels(name, "413").inc()
+            metrics.answer(name, "413")
             return response
         except SlowBody:
-            metrics.ANSWERS.labels(name, "408").inc()
+            metrics.answer(name, "408")
             return env.envelope(codes.REQUEST_TIMEOUT, codes.TEXTS[codes.REQUEST_TIMEOUT], cdls_id="0")
         except UnsupportedType as exc:
-            metrics.ANSWERS.labels(name, "400").inc()
+            metrics.answer(name, "400")
             return env.rejection(codes.unsupported_type(exc.ctype), cdls_id="0")
         except BadBody:
-            metrics.ANSWERS.labels(name, "400").inc()
+            metrics.answer(name, "400")
             return env.envelope(codes.BAD_REQUEST, codes.TEXTS[codes.BAD_REQUEST], cdls_id="0")
         try:
             response = await handler(request, services, params, body)
         except StoreUnavailable as exc:
             log.warning("store_unavailable", endpoint=name, error=str(exc))
-            metrics.ANSWERS.labels(name, "503").inc()
+            metrics.answer(name, "503")
             return env.unavailable()
         except Exception:
-            metrics.ANSWERS.labels(name, "500").inc()
+            metrics.answer(name, "500")
             return env.internal_error(log_bug("request_failed", endpoint=name))
         return response
 
@@ -84,7 +84,7 @@ def api_endpoint(
 
 async def make_sms(request: Request, services: Services, params: dict[str, str], _: bytes) -> Response:
     result = await services.make_sms(params=params, creds=credentials(request, params, _ip(request, services)))
-    metrics.ANSWERS.labels("MakeSMS", str(result.code)).inc()
+    metrics.answer("MakeSMS", str(result.code))
     return env.envelope(result.code, result.status, cdls_id=str(result.cdls_id))
 
 
@@ -102,19 +102,19 @@ async def get_balance(request: Request, services: Services, params: dict[str, st
 
 def _answer(name: str, answer: dict[str, Any] | Rejection) -> Response:
     if isinstance(answer, Rejection):
-        metrics.ANSWERS.labels(name, str(answer.code)).inc()
+        metrics.answer(name, str(answer.code))
         return env.rejection(answer)
-    metrics.ANSWERS.labels(name, "0").inc()
+    metrics.answer(name, "0")
     return env.json_response({"return": answer})
 
 
 async def get_sms_status(request: Request, services: Services, params: dict[str, str], _: bytes) -> Response:
     answer = await services.status(params=params, creds=credentials(request, params, _ip(request, services)))
     if isinstance(answer, Rejection):
-        metrics.ANSWERS.labels("GetSMSStatus", str(answer.code)).inc()
+        metrics.answer("GetSMSStatus", str(answer.code))
         return env.rejection(answer)
     pagination, messages = answer
-    metrics.ANSWERS.labels("GetSMSStatus", "0").inc()
+    metrics.answer("GetSMSStatus", "0")
     return env.json_response(
         {"return": {"status": "OK", "status_code": "0", "pagination": pagination}, "messages": messages}
     )
