@@ -134,6 +134,8 @@ LABELS: dict[str, tuple[str, str]] = {
     "no_messages": ("No message matches.", "Nenhuma mensagem encontrada."),
     "older": ("Older messages", "Mensagens anteriores"),
     "text": ("Text", "Texto"),
+    "text_sent": ("Text as sent", "Texto enviado"),
+    "text_received": ("Text as received (it differs)", "Texto recebido (difere do enviado)"),
     "created_at": ("Created", "Criada"),
     "segments": ("Segments", "Segmentos"),
     "bad_filter": ("Check the filters: {field}.", "Confira os filtros: {field}."),

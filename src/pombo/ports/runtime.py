@@ -40,6 +40,7 @@ class AcceptSpec:
     encoding: str
     now: float
     notify_url: str | None = None  # where state changes are pushed (rurl or the customer's)
+    text_received: str | None = None  # the body as the customer sent it, when `text` differs (SPEC §13)
 
 
 @dataclass(frozen=True, slots=True)

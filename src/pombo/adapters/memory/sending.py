@@ -38,7 +38,7 @@ class SendPath:
             "upstream_id": None, "value": spec.debits[0][1], "cost": spec.cost, "segments": spec.segments,
             "encoding": spec.encoding, "delivery": delivery.PENDING, "return_log": None, "created_at": now,
             "updated_at": now, "sent_at": None, "final_at": None, "notify_url": spec.notify_url,
-            "reconcile_at": None,
+            "reconcile_at": None, "text_received": spec.text_received,
         }
         for customer_id, amount in spec.debits:
             t.add_ledger(customer_id, -amount, "message", message_id=message_id, now=now)

@@ -23,7 +23,7 @@ Row = dict[str, Any]
 MESSAGE_KEYS = (
     "id", "customer_id", "user_id", "dest", "text", "ctid", "cp_id", "cd_id", "sender", "connection",
     "status_code", "upstream_id", "value", "cost", "segments", "encoding", "delivery", "return_log",
-    "created_at", "updated_at", "sent_at", "final_at",
+    "created_at", "updated_at", "sent_at", "final_at", "text_received",
 )
 CALLBACK_KEYS = (
     "id", "event_id", "url", "status_code", "delivery", "attempts", "occurred_at", "customer_id", "message_id",

@@ -3,7 +3,7 @@
 MESSAGE_COLUMNS = (
     "id, customer_id, user_id, dest, text, corr_id AS ctid, cp_id, cd_id, sender, connection, status_code, "
     "upstream_id, value, cost, segments, encoding, delivery, return_log, created_at, updated_at, "
-    "sent_at, final_at"
+    "sent_at, final_at, text_received"
 )
 CONFIG_VERSION = "SELECT value FROM meta WHERE key='config_version'"
 VERSIONS = "SELECT key, value FROM meta WHERE key IN ('config_version', 'token_version')"
@@ -22,8 +22,8 @@ CREDIT_OK = "SELECT balance>credit_limit FROM customers WHERE id=?"
 DEBIT = "UPDATE customers SET balance=balance-? WHERE id=?"
 INSERT_MESSAGE = (
     "INSERT INTO messages (customer_id, user_id, dest, text, corr_id, cp_id, cd_id, sender, connection, "
-    "status_code, value, cost, segments, encoding, delivery, created_at, updated_at, notify_url) "
-    "VALUES (?,?,?,?,?,?,?,?,?,1,?,?,?,?,'pending',?,?,?)"
+    "status_code, value, cost, segments, encoding, delivery, created_at, updated_at, notify_url, text_received) "
+    "VALUES (?,?,?,?,?,?,?,?,?,1,?,?,?,?,'pending',?,?,?,?)"
 )
 INSERT_LEDGER = (
     "INSERT INTO ledger (customer_id, amount, cause, message_id, created_at) VALUES (?,?,?,?,?)"

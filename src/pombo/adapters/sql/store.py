@@ -298,6 +298,7 @@ def message_values(spec: AcceptSpec) -> tuple[Any, ...]:
         spec.now,
         spec.now,
         spec.notify_url,
+        spec.text_received,
     )
 
 
