@@ -332,3 +332,39 @@ def _today(live: Live) -> str:
     from pombo.config import Settings
 
     return datetime.now(Settings().tz).date().isoformat()
+
+
+async def test_change_a_customers_accents(console: Client, live: Live) -> None:
+    """Issue 13 item 2: the customer page shows `accents` and changes it (CSRF, audit log line);
+    a fold customer's next send goes folded, and the message page shows both bodies."""
+    status, page, _ = await console.get("/console/customers/11?lang=en")
+    assert status == 200 and 'data-field="accents">keep' in page and 'name="accents"' in page
+    status, _, _ = await console.post("/console/customers/11/accents", {"accents": "fold"})
+    assert status == 403  # no CSRF token
+    token = await console.csrf("/console/customers/11")
+    status, _, _ = await console.post("/console/customers/11/accents", {"csrf": token, "accents": "strip"})
+    assert status == 400
+    status, _, _ = await console.post("/console/customers/999/accents", {"csrf": token, "accents": "fold"})
+    assert status == 404
+    assert live.sql("SELECT accents FROM customers WHERE id = 11")[0][0] == "keep"
+    try:
+        status, _, r = await console.post("/console/customers/11/accents", {"csrf": token, "accents": "fold"})
+        assert status == 303 and r.headers["location"] == "/console/customers/11#settings"
+        assert live.sql("SELECT accents FROM customers WHERE id = 11")[0][0] == "fold"
+        _, page, _ = await console.get("/console/customers/11?lang=en")
+        assert "Accents: fold." in page and 'data-field="accents">fold' in page
+        deadline = time.monotonic() + 5
+        while True:  # on PostgreSQL a change reaches the catalog within ~1 s
+            sent = await console.send(SHOP_TOKEN_2, dest="11987650301", message="Atenção, ação!", httpdup="0")
+            assert sent["status_code"] == "0"
+            text = live.sql(f"SELECT text, text_received FROM messages WHERE id = {int(sent['cdls_id'])}")[0]
+            if text[0] == "Atencao, acao!" or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.2)
+        assert tuple(text) == ("Atencao, acao!", "Atenção, ação!")
+        _, page, _ = await console.get(f"/console/messages/{sent['cdls_id']}?lang=en")
+        assert 'data-field="text">Atencao, acao!' in page
+        assert "Text as received" in page and 'data-field="text_received">Atenção, ação!' in page
+    finally:
+        await console.post("/console/customers/11/accents", {"csrf": token, "accents": "keep"})
+    assert live.sql("SELECT accents FROM customers WHERE id = 11")[0][0] == "keep"

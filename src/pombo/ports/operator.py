@@ -63,6 +63,10 @@ class Admin(Protocol):
         """Enable or disable a connection; False when it does not exist."""
         ...
 
+    async def set_customer_accents(self, *, customer_id: int, accents: str) -> bool:
+        """Set a customer's `accents` (keep | fold); False when the customer does not exist."""
+        ...
+
     async def prune_log(self, *, before: float, now: float) -> dict[str, int]:
         """Delete settled messages created before `before` (never one still waiting)."""
         ...

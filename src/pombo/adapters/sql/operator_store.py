@@ -78,6 +78,10 @@ class OperatorSide:
         """Enable or disable a connection; False when it does not exist."""
         return await self._write(admin.set_connection_enabled, name=name, enabled=enabled)
 
+    async def set_customer_accents(self, *, customer_id: int, accents: str) -> bool:
+        """Set a customer's `accents` (keep | fold); False when the customer does not exist."""
+        return await self._write(admin.set_customer_accents, customer_id=customer_id, accents=accents)
+
     async def prune_log(self, *, before: float, now: float) -> dict[str, int]:
         """Delete settled messages created before `before` (never one still waiting)."""
         return await self._write(admin.prune_log, before=before, now=now)
