@@ -368,3 +368,20 @@ async def test_change_a_customers_accents(console: Client, live: Live) -> None:
     finally:
         await console.post("/console/customers/11/accents", {"csrf": token, "accents": "keep"})
     assert live.sql("SELECT accents FROM customers WHERE id = 11")[0][0] == "keep"
+
+
+async def test_connections_page_shows_parts_fewer_than_charged(console: Client, live: Live) -> None:
+    """Issue 13 item 4: the count of messages Kannel sent in fewer parts than charged, and the
+    latest, per connection (written by the DLR path, possibly in another process)."""
+    _, page, _ = await console.get("/console/connections?lang=en")
+    assert 'data-field="parts_short"' not in page
+    live.sql("INSERT INTO part_warnings (connection, count, message_id, segments, parts, at) "
+             "VALUES ('backup', 3, 4242, 2, 1, :at)", at=time.time())
+    try:
+        _, page, _ = await console.get("/console/connections?lang=en")
+        card = page.split('data-connection="backup"')[1].split("</section>")[0]
+        assert "Fewer parts than charged" in card and 'href="/console/messages/4242"' in card
+        assert "3 message(s); latest: 2 segments charged, 1 part(s) reported" in card
+        assert 'data-field="parts_short"' not in page.split('data-connection="velip"')[1].split("</section>")[0]
+    finally:
+        live.sql("DELETE FROM part_warnings")

@@ -135,6 +135,11 @@ LABELS: dict[str, tuple[str, str]] = {
     "older": ("Older messages", "Mensagens anteriores"),
     "text": ("Text", "Texto"),
     "accents": ("Accents", "Acentos"),
+    "parts_short": ("Fewer parts than charged", "Menos partes que as cobradas"),
+    "parts_short_line": ("{count} message(s); latest: {segments} segments charged, {parts} part(s) reported",
+                         "{count} mensagem(ns); a última: {segments} segmentos cobrados, {parts} parte(s) informada(s)"),
+    "parts_short_help": ("Kannel cut long messages: set concatenation = true and max-messages on its sendsms-user.",
+                         "O Kannel cortou mensagens longas: use concatenation = true e max-messages no sendsms-user."),
     "accents_keep": ("keep (sent as written)", "manter (enviados como escritos)"),
     "accents_fold": ("fold (ã→a, ç→c: GSM-7, 160 a segment)", "remover (ã→a, ç→c: GSM-7, 160 por segmento)"),
     "accents_help": ("With fold, characters outside GSM 03.38 that have a plain Latin look-alike are replaced "

@@ -144,6 +144,10 @@ class OperatorReads(Protocol):
         raw, created_at), both oldest first. None when unknown."""
         ...
 
+    async def part_warnings(self) -> dict[str, Row]:
+        """{connection: its count of messages sent in fewer parts than charged, and the latest}."""
+        ...
+
     async def connections(self) -> list[Row]:
         """Every connection by name: id, name, kind, url, enabled, ack_timeout, final_timeout,
         and `routed` (how many active sms customers route to it)."""

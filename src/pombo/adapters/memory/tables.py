@@ -67,6 +67,8 @@ class Tables:
     messages: dict[int, Row] = field(default_factory=dict)  # by id, in id order
     ledger: list[Row] = field(default_factory=list)
     reports: list[Row] = field(default_factory=list)
+    kannel_parts: dict[int, Row] = field(default_factory=dict)  # message id -> its receipts so far
+    part_warnings: dict[str, Row] = field(default_factory=dict)  # connection -> count and latest
     auth_failures: list[Row] = field(default_factory=list)
     ip_blocks: dict[str, Row] = field(default_factory=dict)
     callbacks: dict[int, Row] = field(default_factory=dict)  # by id, in id order

@@ -129,6 +129,10 @@ class OperatorSide:
         """One message with its ledger rows and reports; None when unknown."""
         return await self._read(views.message_story, message_id=message_id)
 
+    async def part_warnings(self) -> dict[str, Row]:
+        """{connection: its count of messages sent in fewer parts than charged, and the latest}."""
+        return await self._read(views.part_warnings)
+
     async def connections(self) -> list[Row]:
         """Every connection by name with how many customers route to it."""
         return await self._read(views.connections)

@@ -36,6 +36,21 @@ SETTLE_FAILED = (
     "UPDATE messages SET status_code=300, delivery='rejected', return_log=?, updated_at=?, "
     "final_at=? WHERE id=? AND status_code=1"
 )
+# Kannel's parts (issue 13): one row per multi-part message while its receipts come in
+COUNT_PART = (
+    "INSERT INTO kannel_parts (message_id, connection, segments, parts, first_at) "
+    "SELECT id, connection, segments, 1, CAST(? AS DOUBLE PRECISION) FROM messages "
+    "WHERE id=? AND connection=? AND segments>1 "
+    "ON CONFLICT (message_id) DO UPDATE SET parts=kannel_parts.parts+1"
+)
+SETTLE_PARTS = (
+    "DELETE FROM kannel_parts WHERE first_at<? RETURNING message_id, connection, segments, parts"
+)
+PART_WARNING = (
+    "INSERT INTO part_warnings (connection, count, message_id, segments, parts, at) VALUES (?,1,?,?,?,?) "
+    "ON CONFLICT (connection) DO UPDATE SET count=part_warnings.count+1, message_id=excluded.message_id, "
+    "segments=excluded.segments, parts=excluded.parts, at=excluded.at"
+)
 MESSAGE_DEBITS = "SELECT customer_id, amount FROM ledger WHERE message_id=? AND cause='message' ORDER BY customer_id"
 CREDIT_BACK = "UPDATE customers SET balance=balance-? WHERE id=?"
 MARK_UNKNOWN = (
