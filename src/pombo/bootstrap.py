@@ -107,7 +107,9 @@ async def build_services(settings: Settings, *, clock: Clock | None = None, stor
     store = store or await open_store(settings.database_url, durable=settings.pg_synchronous_commit)
     public_url = settings.public_url or "http://127.0.0.1:8000"
     authenticator = Authenticator(store, clock=clock)
-    dlr = DeliveryReports(store=store, clock=clock, on_report=metrics.delivery_report)
+    dlr = DeliveryReports(
+        store=store, clock=clock, on_report=metrics.delivery_report, parts_settle=settings.kannel_parts_settle
+    )
     smpp_hooks = _smpp_hooks(dlr)
     dispatcher = Dispatcher(
         store,
@@ -170,6 +172,7 @@ async def build_services(settings: Settings, *, clock: Clock | None = None, stor
         # starts the due pushes and returns: a slow endpoint never holds the next claim
         (settings.callback_every, callbacks.pump, "callbacks"),
         (MAINTAIN_EVERY, store.maintain, "maintain"),
+        (settings.reconcile_every, dlr.settle_parts, "kannel_parts"),
         (AUTH_PRUNE_EVERY, operator.prune_auth_failures, "auth_prune"),
     )
     for seconds, job, name in jobs if settings.background_jobs else ():

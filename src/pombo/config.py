@@ -42,6 +42,9 @@ class Settings(BaseSettings):
     body_timeout: float = 10.0
     limit_concurrency: int = 1000
     not_found_after: float = 300.0
+    # Kannel: seconds after a multi-part message's first final receipt before its parts are
+    # counted (each part has a receipt of its own; fewer than charged is warned about)
+    kannel_parts_settle: float = Field(default=60.0, ge=0)
     background_jobs: bool = True  # tests that drive the jobs by hand turn them off
     # PostgreSQL: false commits sends without waiting for the WAL flush (~25% more sends/s here);
     # a crash of the database server may then lose the last moments of accepted sends, each

@@ -134,6 +134,25 @@ LABELS: dict[str, tuple[str, str]] = {
     "no_messages": ("No message matches.", "Nenhuma mensagem encontrada."),
     "older": ("Older messages", "Mensagens anteriores"),
     "text": ("Text", "Texto"),
+    "accents": ("Accents", "Acentos"),
+    "parts_short": ("Fewer parts than charged", "Menos partes que as cobradas"),
+    "parts_short_line": ("{count} message(s); latest: {segments} segments charged, {parts} part(s) reported",
+                         "{count} mensagem(ns); a última: {segments} segmentos cobrados, {parts} parte(s) informada(s)"),
+    "parts_short_help": ("Kannel cut long messages: set concatenation = true and max-messages on its sendsms-user.",
+                         "O Kannel cortou mensagens longas: use concatenation = true e max-messages no sendsms-user."),
+    "accents_keep": ("keep (sent as written)", "manter (enviados como escritos)"),
+    "accents_fold": ("fold (ã→a, ç→c: GSM-7, 160 a segment)", "remover (ã→a, ç→c: GSM-7, 160 por segmento)"),
+    "accents_help": ("With fold, characters outside GSM 03.38 that have a plain Latin look-alike are replaced "
+                     "by it before the body is counted, charged and sent; a body with an emoji still goes "
+                     "as UCS-2.",
+                     "Com remover, caracteres fora do GSM 03.38 que têm um equivalente latino simples são "
+                     "trocados por ele antes de a mensagem ser contada, cobrada e enviada; uma mensagem com "
+                     "emoji continua indo em UCS-2."),
+    "accents_done": ("Accents: {accents}.", "Acentos: {accents}."),
+    "accents_invalid": ("Accents must be keep or fold.", "Acentos deve ser keep ou fold."),
+    "save": ("Save", "Salvar"),
+    "text_sent": ("Text as sent", "Texto enviado"),
+    "text_received": ("Text as received (it differs)", "Texto recebido (difere do enviado)"),
     "created_at": ("Created", "Criada"),
     "segments": ("Segments", "Segmentos"),
     "bad_filter": ("Check the filters: {field}.", "Confira os filtros: {field}."),

@@ -160,6 +160,7 @@ async def connections_page(request: Request) -> Response:
     conns = await operator.connections()
     health = await operator.connection_health(now=now)
     states = await operator.delivery_by_connection(now=now)
+    short = await operator.part_warnings()
     for c in conns:
         h = health.get(c["name"], {"codes": {}})
         total = sum(h["codes"].values())
@@ -174,6 +175,7 @@ async def connections_page(request: Request) -> Response:
             latency=h.get("latency"),
             last_error=h.get("last_error"),
             health=_health(c["enabled"], total, errors),
+            parts_short=short.get(c["name"]),
         )
     return page(request, "connections.html", conns=conns)
 

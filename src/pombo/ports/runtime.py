@@ -40,6 +40,7 @@ class AcceptSpec:
     encoding: str
     now: float
     notify_url: str | None = None  # where state changes are pushed (rurl or the customer's)
+    text_received: str | None = None  # the body as the customer sent it, when `text` differs (SPEC §13)
 
 
 @dataclass(frozen=True, slots=True)
@@ -217,6 +218,17 @@ class Deliveries(Protocol):
         now: float,
     ) -> bool:
         """Keep a raw delivery report and move the message forward when allowed."""
+        ...
+
+    async def count_part(self, *, connection: str, message_id: int, now: float) -> None:
+        """One more final receipt (Kannel sends one a part) for a message of more than one
+        segment sent through `connection`; nothing for a one-segment or unknown message."""
+        ...
+
+    async def settle_parts(self, *, before: float, now: float) -> list[MessageRow]:
+        """Take out of the count every message whose first receipt came before `before`; those
+        with fewer parts than segments are added to their connection's part warnings and
+        returned (connection, message_id, segments, parts), each once."""
         ...
 
 

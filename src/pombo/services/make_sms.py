@@ -129,6 +129,7 @@ class MakeSms:
             encoding=draft.encoding,
             now=now,
             notify_url=notify_url(draft),
+            text_received=received if (received := request.text) != draft.body else None,
         )
 
 

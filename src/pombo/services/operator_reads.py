@@ -125,6 +125,11 @@ class OperatorViews:
             "last_minute": await store.sends_since(since=now - 60),
         }
 
+    async def part_warnings(self) -> dict[str, Row]:
+        """{connection: how many messages Kannel sent in fewer parts than were charged, and the
+        latest one (message_id, segments, parts, at)} (issue 13)."""
+        return await self._store.part_warnings()
+
     async def connection_health(self, *, now: float) -> dict[str, dict[str, Any]]:
         """Per connection over the last hour: counts by status, answer time, waiting, last error."""
         return await self._store.connection_health(since=now - WINDOW)

@@ -107,6 +107,15 @@ def set_connection_enabled(conn: Connection, *, name: str, enabled: bool) -> boo
     return True
 
 
+def set_customer_accents(conn: Connection, *, customer_id: int, accents: str) -> bool:
+    """A customer's `accents` (keep | fold); every server reloads its catalog. False if unknown."""
+    result = conn.execute(update(t.customers).where(t.customers.c.id == customer_id).values(accents=accents))
+    if result.rowcount != 1:
+        return False
+    bump_version(conn)
+    return True
+
+
 # ---------------------------------------------------------------- the log grows forever
 
 

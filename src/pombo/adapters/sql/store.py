@@ -185,6 +185,21 @@ class SqlStore(CatalogSide, SqlQueue, OperatorSide):
             await enqueue(tx, found["id"], now)
             return True
 
+    async def count_part(self, *, connection: str, message_id: int, now: float) -> None:
+        """One more final receipt for a multi-part message (Kannel sends one a part)."""
+        async with self.x.transaction() as tx:
+            await tx.execute(q.COUNT_PART, (now, message_id, connection))
+
+    async def settle_parts(self, *, before: float, now: float) -> list[MessageRow]:
+        """Judge the counted messages whose first receipt came before `before`, once each (the
+        DELETE claims them): fewer parts than segments go to the connection's part warnings."""
+        async with self.x.transaction() as tx:
+            rows = await tx.fetchall(q.SETTLE_PARTS, (before,))
+            short = sorted((r for r in rows if int(r["parts"]) < int(r["segments"])), key=lambda r: r["message_id"])
+            for r in short:
+                await tx.execute(q.PART_WARNING, (r["connection"], r["message_id"], r["segments"], r["parts"], now))
+        return [dict(r) for r in short]
+
     async def _report_target(
         self, tx: Executor, connection: str, message_id: int | None, upstream_id: str | None
     ) -> dict[str, Any] | None:
@@ -298,6 +313,7 @@ def message_values(spec: AcceptSpec) -> tuple[Any, ...]:
         spec.now,
         spec.now,
         spec.notify_url,
+        spec.text_received,
     )
 
 
