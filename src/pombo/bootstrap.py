@@ -30,7 +30,6 @@ from pombo.services.dlr import DeliveryReports
 from pombo.services.make_sms import MakeSms
 from pombo.services.operator import Operator
 from pombo.services.reconcile import Reconciler, every
-from pombo.services.rejections import FLUSH_EVERY as REJECTIONS_FLUSH_EVERY
 from pombo.services.rejections import RejectionRecorder
 from pombo.services.status import Status
 from pombo.services.urlguard import UrlGuard
@@ -176,7 +175,7 @@ async def build_services(settings: Settings, *, clock: Clock | None = None, stor
         (settings.callback_every, callbacks.pump, "callbacks"),
         (MAINTAIN_EVERY, store.maintain, "maintain"),
         (AUTH_PRUNE_EVERY, operator.prune_auth_failures, "auth_prune"),
-        (REJECTIONS_FLUSH_EVERY, services.rejections.flush, "rejections"),
+        (settings.rejections_flush_every, services.rejections.flush, "rejections"),
     )
     for seconds, job, name in jobs if settings.background_jobs else ():
         services.tasks.append(asyncio.create_task(every(seconds, job, name)))

@@ -57,6 +57,8 @@ class Settings(BaseSettings):
     # in the query masked)
     metrics_token: SecretStr | None = None
     access_log: bool = False
+    # rejected requests are counted in memory and written this often (seconds)
+    rejections_flush_every: float = Field(default=5.0, gt=0)
 
     @field_validator("timezone")
     @classmethod

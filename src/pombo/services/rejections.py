@@ -4,7 +4,7 @@
 append to a bounded per-customer buffer, no I/O and no parsing (the parameters are scrubbed only
 when written, and only the few that are kept). A flood of bad requests therefore costs memory
 bounded by (minutes x customers x codes) counters and BUFFER requests per customer, and one
-batched write per FLUSH_EVERY seconds, whatever its rate (bench/rejections.py measures it).
+batched write every POMBO_REJECTIONS_FLUSH_EVERY seconds (5), whatever its rate (bench/rejections.py measures it).
 Each process counts its own and adds them to the database's rows, so several workers sum.
 """
 
@@ -21,7 +21,6 @@ from pombo.ports import Clock, RejectionLog
 
 log = structlog.get_logger("pombo.rejections")
 
-FLUSH_EVERY = 5.0
 KEEP = 200  # stored rejections kept per customer (the newest)
 BUFFER = 50  # rejections held per customer between two writes (the newest)
 MAX_CUSTOMERS = 2000  # customers with buffered rejections between two writes; past that, only counted
