@@ -14,7 +14,7 @@ from pombo.domain.model import OutboundSms
 from pombo.domain.night import night_start
 from pombo.domain.send import Draft, notify_url, parse_request, run_checks
 from pombo.ports import AcceptSpec, Catalogs, Clock, SendLedger
-from pombo.services.auth import Authenticator, Credentials
+from pombo.services.auth import Authenticator, Credentials, named_customer
 from pombo.services.dispatch import Dispatcher
 from pombo.services.urlguard import UrlGuard
 
@@ -60,7 +60,7 @@ class MakeSms:
         catalog = await self._store.catalog()
         principal = await self._auth.authenticate(creds, catalog, need_send=True)
         if isinstance(principal, Rejection):
-            return _rejected(principal)
+            return _rejected(principal, named_customer(creds, catalog))
         draft = Draft(
             request=parse_request(params),
             customer=principal.customer,
