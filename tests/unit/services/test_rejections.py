@@ -11,7 +11,16 @@ from pombo.adapters.memory import MemoryStore
 from pombo.domain.rejections import RejectedRequest, minute_of
 from pombo.errors import StoreUnavailable
 from pombo.services.rejections import RejectionRecorder
-from tests.unit.services.conftest import NOON, OTHER_TOKEN, TOKEN, FakeClock, World, WorldMaker, base_document, customer
+from tests.unit.services.conftest import (
+    NOON,
+    OTHER_TOKEN,
+    TOKEN,
+    FakeClock,
+    World,
+    WorldMaker,
+    base_document,
+    customer,
+)
 
 
 def record(recorder: RejectionRecorder, customer_id: int, code: int = 240, **params: str) -> None:
