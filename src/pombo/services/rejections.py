@@ -3,8 +3,8 @@
 `record` is what the API calls for each rejected MakeSMS request: a dict increment and an
 append to a bounded per-customer buffer, no I/O and no parsing (the parameters are scrubbed only
 when written, and only the few that are kept). A flood of bad requests therefore costs memory
-bounded by (minutes x customers x codes) counters and BUFFER requests per customer, and one
-batched write every POMBO_REJECTIONS_FLUSH_EVERY seconds (5), whatever its rate (bench/rejections.py measures it).
+bounded by (minutes x customers x codes) counters and MAX_HELD requests (BUFFER per customer),
+and one batched write every POMBO_REJECTIONS_FLUSH_EVERY seconds (5), whatever its rate (bench/rejections.py measures it).
 Each process counts its own and adds them to the database's rows, so several workers sum.
 """
 
@@ -22,8 +22,8 @@ from pombo.ports import Clock, RejectionLog
 log = structlog.get_logger("pombo.rejections")
 
 KEEP = 200  # stored rejections kept per customer (the newest)
-BUFFER = 50  # rejections held per customer between two writes (the newest)
-MAX_CUSTOMERS = 2000  # customers with buffered rejections between two writes; past that, only counted
+BUFFER = 20  # rejections held per customer between two writes (the newest)
+MAX_HELD = 1000  # rejections held in all between two writes; past that, new ones are only counted
 COUNTS_DAYS = 30  # per-minute counts older than this are dropped
 PRUNE_EVERY = 3600.0
 MAX_PENDING_COUNTS = 100_000  # counters kept while the database does not answer
@@ -47,6 +47,7 @@ class RejectionRecorder:
         self._buffer = buffer
         self._counts: dict[tuple[int, int, int], int] = {}
         self._recent: dict[int, deque[_Pending]] = {}
+        self._held = 0
         self._pruned_at = float("-inf")
         self.dropped = 0  # rejections counted but not kept with their parameters
 
@@ -57,13 +58,15 @@ class RejectionRecorder:
         key = (minute_of(now), customer_id, code)
         self._counts[key] = self._counts.get(key, 0) + 1
         recent = self._recent.get(customer_id)
-        if recent is None:
-            if len(self._recent) >= MAX_CUSTOMERS:
-                self.dropped += 1
-                return
-            recent = self._recent[customer_id] = deque(maxlen=self._buffer)
-        elif len(recent) == self._buffer:
+        if recent is not None and len(recent) == self._buffer:
+            self.dropped += 1  # the customer's oldest held one gives way
+        elif self._held >= MAX_HELD:
             self.dropped += 1
+            return
+        else:
+            self._held += 1
+            if recent is None:
+                recent = self._recent[customer_id] = deque(maxlen=self._buffer)
         recent.append(_Pending(now, code, status, ip, credential, params))
 
     def pending_minutes(self) -> dict[int, dict[int, int]]:
@@ -80,7 +83,7 @@ class RejectionRecorder:
         if not self._counts and not self._recent:
             return
         counts, self._counts = self._counts, {}
-        recent, self._recent = self._recent, {}
+        recent, self._recent, self._held = self._recent, {}, 0
         events = [
             RejectedRequest(
                 at=p.at, customer_id=customer_id, code=p.code, status=p.status, ip=p.ip,
