@@ -51,11 +51,6 @@ def scrub_params(params: Mapping[str, Any]) -> dict[str, str]:
     return out
 
 
-def is_rejection(code: int) -> bool:
-    """A MakeSMS answer that wrote no message row."""
-    return code not in LOGGED and code not in (500, 503)
-
-
 @dataclass(frozen=True, slots=True)
 class RejectedRequest:
     """One rejection as it is stored: `credential` is a masked token or a username."""
