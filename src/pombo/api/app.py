@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hmac
 import time
@@ -191,6 +192,7 @@ async def healthz(request: Request) -> Response:
 
 
 BALANCES_EVERY = 30.0  # the customers' available credit is read at most this often (per process)
+BALANCES_TIMEOUT = 3.0
 
 
 def metrics_allowed(request: Request, settings: Settings) -> bool:
@@ -214,8 +216,9 @@ async def metrics_endpoint(request: Request) -> Response:
     now = time.monotonic()
     if now - getattr(state, "balances_at", float("-inf")) >= BALANCES_EVERY:
         state.balances_at = now
-        with contextlib.suppress(StoreUnavailable):
-            metrics.balances(await services.store.customer_summaries())
+        # a database that is slow to answer never holds the scrape (the gauges keep their values)
+        with contextlib.suppress(StoreUnavailable, TimeoutError):
+            metrics.balances(await asyncio.wait_for(services.store.customer_summaries(), BALANCES_TIMEOUT))
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
 
