@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -55,6 +55,13 @@ class Settings(BaseSettings):
     # provisioning or `pombo token issue` are neither counted nor expired.
     minted_tokens_per_user: int = Field(default=20, ge=1)
     minted_token_ttl: float = Field(default=30 * 86_400.0, gt=0)
+    # observability: /metrics answers 401 without `Authorization: Bearer <metrics_token>` when
+    # it is set; access_log writes one structured line per HTTP request (tokens and passwords
+    # in the query masked)
+    metrics_token: SecretStr | None = None
+    access_log: bool = False
+    # rejected requests are counted in memory and written this often (seconds)
+    rejections_flush_every: float = Field(default=5.0, gt=0)
 
     @field_validator("timezone")
     @classmethod

@@ -8,6 +8,8 @@ from typing import Any
 from prometheus_client import Counter, Gauge
 from prometheus_client.metrics import MetricWrapperBase
 
+from pombo.domain import money
+
 ANSWERS = Counter("pombo_answers_total", "API answers by endpoint and status code", ["endpoint", "code"])
 UPSTREAM = Counter("pombo_upstream_outcomes_total", "Upstream outcomes by connection and code", ["connection", "code"])
 DLR = Counter("pombo_delivery_reports_total", "Delivery reports by connection and state", ["connection", "state"])
@@ -71,3 +73,18 @@ def connections(report: dict[str, dict[str, Any]]) -> None:
             STATE.labels(name, state).set(1 if c["state"] == state else 0)
         QUEUE.labels(name).set(c["queue"])
         OLDEST.labels(name).set(c["oldest_age"])
+
+
+AVAILABLE = Gauge(
+    "pombo_customer_available_credit",
+    "Credit a customer can still spend (balance - credit_limit, BRL), per active SMS customer",
+    ["customer"],
+)
+
+
+def balances(customers: list[dict[str, Any]]) -> None:
+    """Set the available-credit gauge from the customers' rows (stale customers removed)."""
+    AVAILABLE.clear()
+    for c in customers:
+        if c.get("active") and c.get("sms"):
+            AVAILABLE.labels(str(c["id"])).set((int(c["balance"]) - int(c["credit_limit"])) / money.SCALE)

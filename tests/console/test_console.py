@@ -305,6 +305,24 @@ async def test_overview_numbers_follow_the_sends(console: Client) -> None:
     assert [row["id"] for row in after["low"]][:1] == [12]  # 3.00 left
 
 
+async def test_a_customers_rejections_are_on_its_page_masked_and_searchable(console: Client) -> None:
+    answer = await console.send(SHOP_TOKEN_2, dest="5511988887777", message="blocked one", ctid="why-260")
+    assert answer["status_code"] == "260"
+    page = ""
+    for _ in range(50):  # written within POMBO_REJECTIONS_FLUSH_EVERY (0.2 s here)
+        _, page, _ = await console.get("/console/customers/11?lang=en&rq=why-260")
+        if "data-rejection=" in page:
+            break
+        await asyncio.sleep(0.1)
+    assert "Rejected requests" in page and "<code>260</code>" in page
+    assert "ctid=why-260" in page and "number blocked by list" in page
+    assert SHOP_TOKEN_2 not in page and f"tsid={SHOP_TOKEN_2[:9]}…" in page
+    _, page, _ = await console.get("/console/customers/11?lang=en&rq=nothing-like-this")
+    assert "data-rejection=" not in page
+    _, page, _ = await console.get("/console/customers/12?lang=en")
+    assert "why-260" not in page  # another customer's page
+
+
 async def test_pages_render_in_both_languages(console: Client) -> None:
     for path in ("/console/", "/console/customers", "/console/customers/11", "/console/messages",
                  "/console/connections"):

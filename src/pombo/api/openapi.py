@@ -96,6 +96,17 @@ def openapi_document() -> dict[str, Any]:
             }
             del paths[path]["get"]["requestBody"]
     paths["/healthz"] = {"get": {"summary": "Liveness", "operationId": "healthz", "responses": {"200": {"description": "up"}}}}
+    paths["/metrics"] = {"get": {
+        "summary": "Prometheus metrics (text exposition format)",
+        "description": "When POMBO_METRICS_TOKEN is set, only `Authorization: Bearer <that token>` gets them; "
+                       "anything else answers 401.",
+        "operationId": "metrics",
+        "responses": {
+            "200": {"description": "the metrics", "content": {"text/plain": {"schema": {"type": "string"}}}},
+            "401": {"description": "POMBO_METRICS_TOKEN is set and the request did not carry it",
+                    "content": {"text/plain": {"schema": {"type": "string"}}}},
+        },
+    }}
     return {
         "openapi": "3.0.3",
         "info": {

@@ -14,6 +14,7 @@ from typing import Any, Protocol
 from pombo.domain.catalog import Catalog
 from pombo.domain.codes import Rejection
 from pombo.domain.model import ConnectionConfig, OutboundSms, UpstreamAck
+from pombo.domain.rejections import RejectedRequest
 
 MessageRow = dict[str, Any]
 
@@ -305,4 +306,29 @@ class Upkeep(Protocol):
 
     async def close(self) -> None:
         """Release connections."""
+        ...
+
+
+class RejectionLog(Protocol):
+    """Rejected requests (no message row): per-minute counts and each customer's latest few."""
+
+    async def record_rejections(
+        self, *, counts: Sequence[tuple[int, int, int, int]], events: Sequence[RejectedRequest], keep: int,
+        prune_before: float | None = None,
+    ) -> None:
+        """Add (minute, customer_id, code, n) to the counts, store the events, keep only the `keep`
+        newest of each customer that got one, and drop counts of minutes before `prune_before`."""
+        ...
+
+    async def rejection_counts(self, *, customer_id: int | None, since: float) -> list[MessageRow]:
+        """Rows {minute, customer_id, code, count} from the minute of `since` on (every customer
+        when None), by minute."""
+        ...
+
+    async def recent_rejections(
+        self, *, customer_id: int | None, code: int | None, search: str | None, limit: int
+    ) -> list[MessageRow]:
+        """The newest stored rejections first: {id, customer_id, created_at, code, status, ip,
+        credential, dest, params (a dict)}; `search` matches, case-blind, a part of the destination,
+        the parameters, the credential or the IP."""
         ...

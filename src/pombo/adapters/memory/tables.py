@@ -71,6 +71,8 @@ class Tables:
     part_warnings: dict[str, Row] = field(default_factory=dict)  # connection -> count and latest
     auth_failures: list[Row] = field(default_factory=list)
     ip_blocks: dict[str, Row] = field(default_factory=dict)
+    rejection_counts: dict[tuple[int, int, int], int] = field(default_factory=dict)  # (minute, customer, code)
+    rejections: list[Row] = field(default_factory=list)  # oldest first
     callbacks: dict[int, Row] = field(default_factory=dict)  # by id, in id order
     queue: dict[int, Row] = field(default_factory=dict)  # the upstream queue, by message id
     attempts: list[Row] = field(default_factory=list)  # the upstream attempts log
