@@ -20,6 +20,7 @@ from pombo.services.operator_reads import PAGE
 
 STATUS_CODES = (codes.OK, codes.WR, codes.PROVIDER_ERROR)
 REJECTIONS_SHOWN = 50
+AUDIT_SHOWN = 20
 CHECKS = (220, 230, 235, 238, 240, 260, 270, 244, 245, 255, 250)  # SPEC §4, in order
 
 
@@ -56,6 +57,11 @@ async def customers_page(request: Request) -> Response:
 
 @operator_view
 async def customer_page(request: Request) -> Response:
+    return await render_customer(request)
+
+
+async def render_customer(request: Request, *, status: int = 200, **context: Any) -> Response:
+    """The customer page (also re-shown, with its error, after a refused change)."""
     op = operator_service(request)
     customer = await op.customer(customer_id=request.path_params["customer_id"])
     if customer is None:
@@ -63,8 +69,20 @@ async def customer_page(request: Request) -> Response:
     rq = request.query_params.get("rq", "")[:100]
     totals = await op.rejection_totals(customer_id=customer["id"], since=time.time() - 86400)
     recent = await op.rejections(customer_id=customer["id"], search=rq or None, limit=REJECTIONS_SHOWN)
-    return page(request, "customer.html", c=customer, form_error=None, amount="", note="",
-                rejection_totals=totals, rejections=recent, rq=rq)
+    audit = [_audit_shown(r) for r in await op.console_audit(customer_id=customer["id"], limit=AUDIT_SHOWN)]
+    values: dict[str, Any] = {"form_error": None, "amount": "", "note": "", "edit_error": None, "edit_form": "",
+                              "edit_values": {}}
+    return page(request, "customer.html", status=status, c=customer, rejection_totals=totals, rejections=recent,
+                rq=rq, audit=audit, **{**values, **context})
+
+
+def _audit_shown(row: dict[str, Any]) -> dict[str, Any]:
+    """An audit row as the page shows it: a tariff before and after, or a list's items that went
+    (before) and came (after)."""
+    before, after = row["before"], row["after"]
+    if isinstance(before, list) and isinstance(after, list):
+        before, after = [i for i in before if i not in after], [i for i in after if i not in before]
+    return {**row, "before": before, "after": after}
 
 
 def parse_filter(params: dict[str, str], tz: Any) -> tuple[MessageFilter, list[str]]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from pombo.domain.customer_edits import CustomerChange
 from pombo.domain.provisioning import Provisioning
 
 Row = dict[str, Any]
@@ -65,6 +66,19 @@ class Admin(Protocol):
 
     async def set_customer_accents(self, *, customer_id: int, accents: str) -> bool:
         """Set a customer's `accents` (keep | fold); False when the customer does not exist."""
+        ...
+
+    async def edit_customer(self, *, customer_id: int, change: CustomerChange, operator: str, now: float) -> Row | None:
+        """Apply one console change (already validated) and write its console_audit row, in one
+        transaction; bumps the configuration version. The audit row (as console_audit gives it),
+        or None, with nothing written, when the customer does not exist or the tariff, number or
+        model to remove or edit is not there."""
+        ...
+
+    async def console_audit(self, *, customer_id: int, limit: int) -> list[Row]:
+        """The customer's newest console_audit rows, newest first: id, operator, action,
+        customer_id, before and after (decoded JSON: a tariff {prefix, connection, value} or
+        None, or the whole list), created_at."""
         ...
 
     async def prune_log(self, *, before: float, now: float) -> dict[str, int]:

@@ -73,6 +73,7 @@ class Tables:
     ip_blocks: dict[str, Row] = field(default_factory=dict)
     rejection_counts: dict[tuple[int, int, int], int] = field(default_factory=dict)  # (minute, customer, code)
     rejections: list[Row] = field(default_factory=list)  # oldest first
+    console_audit: list[Row] = field(default_factory=list)  # oldest first
     callbacks: dict[int, Row] = field(default_factory=dict)  # by id, in id order
     queue: dict[int, Row] = field(default_factory=dict)  # the upstream queue, by message id
     attempts: list[Row] = field(default_factory=list)  # the upstream attempts log

@@ -13,8 +13,9 @@ from typing import Any, TypeVar
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from pombo.adapters.sql import admin, operators, provision, stats, views
+from pombo.adapters.sql import admin, edits, operators, provision, stats, views
 from pombo.adapters.sql.failures import check_sqlalchemy
+from pombo.domain.customer_edits import CustomerChange
 from pombo.domain.provisioning import Provisioning
 from pombo.ports import MessageFilter, OperatorAccount, ProvisionReport, Row
 
@@ -81,6 +82,15 @@ class OperatorSide:
     async def set_customer_accents(self, *, customer_id: int, accents: str) -> bool:
         """Set a customer's `accents` (keep | fold); False when the customer does not exist."""
         return await self._write(admin.set_customer_accents, customer_id=customer_id, accents=accents)
+
+    async def edit_customer(self, *, customer_id: int, change: CustomerChange, operator: str, now: float) -> Row | None:
+        """One console change with its audit row; None when the customer or the item is not there."""
+        return await self._write(edits.edit_customer, customer_id=customer_id, change=change, operator=operator,
+                                 now=now)
+
+    async def console_audit(self, *, customer_id: int, limit: int) -> list[Row]:
+        """The customer's newest console_audit rows, newest first."""
+        return await self._read(edits.console_audit, customer_id=customer_id, limit=limit)
 
     async def prune_log(self, *, before: float, now: float) -> dict[str, int]:
         """Delete settled messages created before `before` (never one still waiting)."""

@@ -288,6 +288,21 @@ callbacks = Table(
 Index("ix_callbacks_due", callbacks.c.state, callbacks.c.next_at)
 Index("ix_callbacks_message", callbacks.c.message_id, callbacks.c.id)
 
+# Every console change of a customer's tariffs, block list or models (migration 0015): who made
+# it, what it was, and the record before and after it as JSON.
+console_audit = Table(
+    "console_audit",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("created_at", Float, nullable=False),
+    Column("operator", String(64), nullable=False),
+    Column("action", String(32), nullable=False),
+    Column("customer_id", Integer, nullable=False),
+    Column("before", Text, nullable=True),
+    Column("after", Text, nullable=True),
+)
+Index("ix_console_audit_customer", console_audit.c.customer_id, console_audit.c.id)
+
 # Operators of the web console (`pombo operator add`). A session cookie issued before
 # `sessions_after` is void: logging out, or a new password, ends the operator's sessions.
 operators = Table(
