@@ -246,5 +246,5 @@ async def edit_customer(request: Request) -> Response:
         return page(request, "error.html", status=404, message_key="not_found")
     log.info("console_edit", operator=operator, customer=customer_id, action=action, audit=row["id"])
     response = see_other(f"{ROOT}/customers/{customer_id}#{section}")
-    flash(response, request, "edit_done_" + section)
+    flash(response, request, f"edit_done_{section}")
     return response
