@@ -8,8 +8,8 @@ from typing import Any
 
 from pombo.adapters.memory.tables import Account, Row, StoredToken, Tables, json_copy
 from pombo.domain import codes, credentials
-from pombo.domain.model import Token, User
 from pombo.domain.customer_edits import CustomerChange, changed_list
+from pombo.domain.model import Token, User
 from pombo.domain.plan_checks import parents_first, reference_errors, routing_warnings
 from pombo.domain.provisioning import ConnectionSpec, CustomerSpec, Provisioning, UserSpec
 from pombo.errors import NotFound

@@ -30,7 +30,9 @@ def edit_customer(conn: Connection, *, customer_id: int, change: CustomerChange,
     before, after = done
     values = {"created_at": now, "operator": operator, "action": change.action, "customer_id": customer_id,
               "before": json.dumps(before), "after": json.dumps(after)}
-    audit_id = int(conn.execute(insert(t.console_audit).values(**values)).inserted_primary_key[0])
+    key = conn.execute(insert(t.console_audit).values(**values)).inserted_primary_key
+    assert key is not None
+    audit_id = int(key[0])
     bump_version(conn)
     return {"id": audit_id, **values, "before": before, "after": after}
 
