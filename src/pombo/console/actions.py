@@ -204,7 +204,6 @@ async def set_connection(request: Request) -> Response:
 
 # ---------------------------------------------------------------- tariffs, block list, models
 
-FIELD_MAX = 2000  # a model's text; prefixes, numbers and values are far shorter
 Edit = Callable[[Operator, int, dict[str, str], str], Awaitable[Row | None]]
 EDITS: dict[str, tuple[str, Edit]] = {  # form name: (the page's section, the change)
     "tariff_set": ("tariffs", lambda op, cid, f, who: op.set_tariff(
@@ -235,7 +234,7 @@ async def edit_customer(request: Request) -> Response:
     if action not in EDITS:
         return page(request, "error.html", status=404, message_key="not_found")
     section, edit = EDITS[action]
-    form = {k: v[:FIELD_MAX] for k, v in request.state.form.items() if k != "csrf"}
+    form = {k: v for k, v in request.state.form.items() if k != "csrf"}
     operator = request.state.session.username
     try:
         row = await edit(operator_service(request), customer_id, form, operator)
