@@ -71,7 +71,8 @@ NO_TARIFF = {"debits": None}
     ],
 )
 async def test_the_checks_answer_in_order(shop: Store, name: str, kw: dict[str, Any], expected: int) -> None:
-    await accepted(shop, now=T0 - 10)  # one earlier send of the same customer to the same dest
+    # one earlier send of the same customer to the same dest, inside the night (not capped then)
+    await accepted(shop, now=T0 - 10, night_since=T0 - 3600)
     assert code(await shop.accept(spec(now=T0, **kw))) == expected, name
 
 
@@ -123,17 +124,20 @@ async def test_a_failed_send_is_no_duplicate_and_others_sends_do_not_count(shop:
 
 @pytest.mark.parametrize(("sent", "limit", "expected"), [(2, 3, 0), (3, 3, 245), (4, 3, 245), (0, 0, 245)])
 async def test_night_cap_at_the_limit(shop: Store, sent: int, limit: int, expected: int) -> None:
-    for i in range(sent):
-        await accepted(shop, dest=f"55119876500{i:02d}", now=T0 - 100 + i)
+    for i in range(sent):  # this night's earlier sends, capped or not when they were sent
+        await accepted(shop, dest=f"55119876500{i:02d}", now=T0 - 100 + i, night_since=T0 - 100,
+                       night_limit=None if i % 2 else 1000)
     result = await shop.accept(spec(now=T0, night_since=T0 - 100, night_limit=limit))
     assert code(result) == expected
 
 
 async def test_night_cap_counts_only_this_night_and_accepted_sends(shop: Store) -> None:
-    await accepted(shop, dest="5511987650010", now=T0 - 200)  # before the night began
-    failed = await accepted(shop, dest="5511987650011", now=T0 - 50)
+    await accepted(shop, dest="5511987650010", now=T0 - 200)  # before the night began (outside the window)
+    await accepted(shop, dest="5511987650014", now=T0 - 90000, night_since=T0 - 90100)  # the night before
+    failed = await accepted(shop, dest="5511987650011", now=T0 - 50, night_since=T0 - 100)
     await shop.settle_failed(message_id=failed, raw="no", now=T0 - 49)
-    await accepted(shop, customer_id=OTHER, dest="5511987650012", now=T0 - 40)  # another customer's
+    # another customer's
+    await accepted(shop, customer_id=OTHER, dest="5511987650012", now=T0 - 40, night_since=T0 - 100)
     assert code(await shop.accept(spec(now=T0, night_since=T0 - 100, night_limit=1))) == 0
     assert code(await shop.accept(spec(now=T0, dest="5511987650013", night_since=T0 - 100, night_limit=1))) == 245
 
