@@ -22,6 +22,7 @@ from tests.contract.conftest import (
     assert_sound,
     base_doc,
     ledger_rows,
+    operate,
     provision,
     spec,
 )
@@ -180,6 +181,18 @@ async def test_each_night_counts_on_its_own(shop: Store) -> None:
     tonight = {"night_since": T0 - 100, "night_limit": 1}
     assert code(await shop.accept(spec(dest="5511987650042", **tonight))) == 0
     assert code(await shop.accept(spec(dest="5511987650043", now=T0 + 1, **tonight))) == 245
+
+
+async def test_a_log_prune_keeps_tonights_count_and_drops_nights_long_over(shop: Store) -> None:
+    old_night = {"night_since": T0 - 4 * 86400, "night_limit": 1}
+    tonight = {"night_since": T0 - 100, "night_limit": 1}
+    for mid in (await accepted(shop, dest="5511987650050", now=T0 - 4 * 86400 + 10, **old_night),
+                await accepted(shop, dest="5511987650051", now=T0 - 50, **tonight)):
+        assert await shop.settle_ok(message_id=mid, upstream_id=f"u{mid}", raw="ok", now=T0 - 40)
+    await operate(shop, "prune_log", before=T0 - 86400, now=T0)
+    assert code(await shop.accept(spec(dest="5511987650052", **tonight))) == 245
+    # that night's messages and its counter are gone alike
+    assert code(await shop.accept(spec(dest="5511987650053", now=T0 - 4 * 86400 + 20, **old_night))) == 0
 
 
 # ------------------------------------------------------------ credit along the chain (250)
