@@ -106,11 +106,9 @@ class MakeSms:
             if prices is None
             else [(account, price * draft.segments) for account, price in zip(draft.chain, prices, strict=True)]
         )
-        night_since = (
-            night_start(now, customer.night_window, self._tz)
-            if customer.night_limit is not None
-            else None
-        )
+        # every send inside the window counts toward the night, capped or not (a cap set during
+        # the night sees the night's earlier sends)
+        night_since = night_start(now, customer.night_window, self._tz)
         request = draft.request
         return AcceptSpec(
             customer_id=customer.id,

@@ -223,6 +223,28 @@ async def test_night_limit_counts_this_night_only(worlds: WorldMaker) -> None:
     assert (await world.send(dest="11987650003")).code == codes.OK
 
 
+async def test_a_night_cap_set_during_the_night_counts_the_nights_earlier_sends(worlds: WorldMaker) -> None:
+    doc = base_document()
+    customer(doc, 11)["night_limit"] = None  # no cap yet
+    world = await worlds(doc, clock=FakeClock(FakeClock().now() + 12 * 3600))  # 00:00
+    for i in range(3):
+        assert (await world.send(dest=f"1198765000{i}")).code == codes.OK
+    customer(doc, 11)["night_limit"] = 3
+    await world.provision(doc)
+    world.clock.advance(10)  # past the catalog's recheck
+    assert (await world.send(dest="11987650009")).code == codes.NIGHT_LIMIT
+
+
+async def test_a_send_that_fails_at_night_gives_its_place_back(worlds: WorldMaker) -> None:
+    doc = base_document()
+    customer(doc, 11)["night_limit"] = 1
+    world = await worlds(doc, clock=FakeClock(FakeClock().now() + 12 * 3600))  # 00:00
+    world.upstream.script("velip", Outcome("reject", raw="NOK"))
+    assert (await world.send(dest="11987650001")).code == codes.PROVIDER_ERROR
+    assert (await world.send(dest="11987650002")).code == codes.OK
+    assert (await world.send(dest="11987650003")).code == codes.NIGHT_LIMIT
+
+
 # ------------------------------------------------------------------ the upstream's outcome
 
 

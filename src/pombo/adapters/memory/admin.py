@@ -221,6 +221,8 @@ class Operator:
         t.reports = kept_reports
         for message_id in gone:
             del t.messages[message_id]
+        over = min(before, now) - 2 * 86400.0  # night-cap counters of nights long over
+        t.night_counts = {k: n for k, n in t.night_counts.items() if k[1] >= over}
         return {"partitions_dropped": 0, "messages_deleted": len(gone), "reports_deleted": deleted_reports,
                 "waiting_kept": len(old) - len(gone)}
 

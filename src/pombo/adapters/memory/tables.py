@@ -66,6 +66,7 @@ class Tables:
     token_version: int = 0  # bumped by every token issue and revocation (not a config change)
     messages: dict[int, Row] = field(default_factory=dict)  # by id, in id order
     ledger: list[Row] = field(default_factory=list)
+    night_counts: dict[tuple[int, float], int] = field(default_factory=dict)  # (customer, night start): OK/WR sent
     reports: list[Row] = field(default_factory=list)
     kannel_parts: dict[int, Row] = field(default_factory=dict)  # message id -> its receipts so far
     part_warnings: dict[str, Row] = field(default_factory=dict)  # connection -> count and latest

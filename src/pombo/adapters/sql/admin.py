@@ -119,6 +119,9 @@ def set_customer_accents(conn: Connection, *, customer_id: int, accents: str) ->
 # ---------------------------------------------------------------- the log grows forever
 
 
+NIGHT_KEPT = 2 * 86400.0  # seconds a night's cap counter outlives its start (a night is under a day)
+
+
 def prune_log(conn: Connection, *, before: float, now: float) -> dict[str, int]:
     """Delete settled messages created before `before` (epoch) and their raw reports.
 
@@ -152,6 +155,8 @@ def prune_log(conn: Connection, *, before: float, now: float) -> dict[str, int]:
     kept = conn.execute(
         select(func.count()).select_from(t.messages).where(t.messages.c.created_at < before, t.messages.c.status_code == 1)
     ).scalar()
+    # night-cap counters of nights long over (a night lasts under a day): they never count again
+    conn.execute(t.night_counts.delete().where(t.night_counts.c.night_since < min(before, now) - NIGHT_KEPT))
     return {"partitions_dropped": dropped, "messages_deleted": deleted, "reports_deleted": reports, "waiting_kept": int(kept or 0)}
 
 

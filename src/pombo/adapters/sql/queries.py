@@ -15,15 +15,24 @@ DEDUP = (
     "SELECT 1 FROM messages WHERE customer_id=? AND dest=? AND created_at>=? "
     "AND status_code IN (0, 1) LIMIT 1"
 )
-NIGHT_COUNT = (
-    "SELECT COUNT(*) FROM messages WHERE customer_id=? AND created_at>=? AND status_code IN (0, 1)"
+# the night cap (245): a counter kept with the log, never a count of it (migration 0012)
+NIGHT_COUNT = "SELECT sent FROM night_counts WHERE customer_id=? AND night_since=?"
+NIGHT_ADD = (
+    "INSERT INTO night_counts (customer_id, night_since, sent) VALUES (?,?,1) "
+    "ON CONFLICT (customer_id, night_since) DO UPDATE SET sent=night_counts.sent+1"
+)
+# a message that leaves OK/WR (300) no longer counts toward its night
+NIGHT_TAKE_BACK = (
+    "UPDATE night_counts SET sent=sent-1 WHERE (customer_id, night_since) = "
+    "(SELECT customer_id, night_since FROM messages WHERE id=?)"
 )
 CREDIT_OK = "SELECT balance>credit_limit FROM customers WHERE id=?"
 DEBIT = "UPDATE customers SET balance=balance-? WHERE id=?"
 INSERT_MESSAGE = (
     "INSERT INTO messages (customer_id, user_id, dest, text, corr_id, cp_id, cd_id, sender, connection, "
-    "status_code, value, cost, segments, encoding, delivery, created_at, updated_at, notify_url, text_received) "
-    "VALUES (?,?,?,?,?,?,?,?,?,1,?,?,?,?,'pending',?,?,?,?)"
+    "status_code, value, cost, segments, encoding, delivery, created_at, updated_at, notify_url, text_received, "
+    "night_since) "
+    "VALUES (?,?,?,?,?,?,?,?,?,1,?,?,?,?,'pending',?,?,?,?,?)"
 )
 INSERT_LEDGER = (
     "INSERT INTO ledger (customer_id, amount, cause, message_id, created_at) VALUES (?,?,?,?,?)"

@@ -171,6 +171,7 @@ messages = Table(
     Column("notify_url", Text, nullable=True),  # the callback URL for this message (rurl or the customer's)
     Column("reconcile_at", Float, nullable=True),  # when a process last claimed it for reconciliation
     Column("text_received", Text, nullable=True),  # the body as received, when `text` (as sent) differs
+    Column("night_since", Float, nullable=True),  # the night it counts toward (night_counts), if any
 )
 Index("ix_messages_dedup", messages.c.customer_id, messages.c.dest, messages.c.created_at)
 Index("ix_messages_customer_created", messages.c.customer_id, messages.c.created_at)
@@ -188,6 +189,17 @@ Index(
     messages.c.created_at,
     sqlite_where=messages.c.status_code == 1,
     postgresql_where=messages.c.status_code == 1,
+)
+
+# The night cap (245): per customer and night (its start, epoch), how many of the messages
+# accepted that night are still OK or WR; kept by the accept transaction and whatever moves a
+# message to 300 (migration 0012).
+night_counts = Table(
+    "night_counts",
+    metadata,
+    Column("customer_id", Integer, primary_key=True),
+    Column("night_since", Float, primary_key=True),
+    Column("sent", Integer, nullable=False, server_default="0"),
 )
 
 # Append-only: every balance change has a row naming its cause.

@@ -89,6 +89,7 @@ class SqlStore(CatalogSide, SqlQueue, OperatorSide, RejectionSide):
         if await tx.execute(q.SETTLE_FAILED, (storable(raw)[:4000], now, now, message_id)) != 1:
             return False
         await self._refund(tx, message_id, now)
+        await tx.execute(q.NIGHT_TAKE_BACK, (message_id,))
         await enqueue(tx, message_id, now)
         return True
 
@@ -183,6 +184,8 @@ class SqlStore(CatalogSide, SqlQueue, OperatorSide, RejectionSide):
                 return False
             if move.refund:
                 await self._refund(tx, found["id"], now)
+            if move.status_code not in (codes.OK, codes.WR) and found["status_code"] in (codes.OK, codes.WR):
+                await tx.execute(q.NIGHT_TAKE_BACK, (found["id"],))  # no longer counts toward its night
             await enqueue(tx, found["id"], now)
             return True
 
@@ -315,6 +318,7 @@ def message_values(spec: AcceptSpec) -> tuple[Any, ...]:
         spec.now,
         spec.notify_url,
         spec.text_received,
+        spec.night_since,
     )
 
 

@@ -7,7 +7,7 @@ rejections of each customer with their parameters (tokens masked by the applicat
 - rejections: the newest few per customer (the application trims the older ones).
 
 Revision ID: 0014_rejections
-Revises: 0011_body_as_received
+Revises: 0012_night_counter
 Create Date: 2026-12-01
 """
 
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0014_rejections"
-down_revision = "0011_body_as_received"
+down_revision = "0012_night_counter"
 branch_labels = None
 depends_on = None
 
