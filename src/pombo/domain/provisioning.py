@@ -389,11 +389,16 @@ class SimulatorSpec(ConnectionSpec):
     url: str = ""
     delay: float = Field(default=0.0, ge=0, allow_inf_nan=False)
     fail_prefix: str | None = None  # destinations starting with it get a hard error
+    reports: bool = False  # send delivery reports to this process's /dlr/... (the demo)
+    report_delay: float = Field(default=1.0, ge=0, le=3600, allow_inf_nan=False)
+    undelivered: float = Field(default=0.0, ge=0, le=1, allow_inf_nan=False)  # share reported undelivered
 
     def options(self) -> dict[str, Any]:
         opts: dict[str, Any] = {"delay": self.delay}
         if self.fail_prefix is not None:
             opts["fail_prefix"] = self.fail_prefix
+        if self.reports:
+            opts |= {"reports": True, "report_delay": self.report_delay, "undelivered": self.undelivered}
         return opts
 
 

@@ -1,0 +1,167 @@
+"""A newcomer's first day (issue 17): `pombo demo` and the README's commands, as a user runs them.
+
+The demo runs as a real process on its own port and database; its simulated upstream sends
+delivery reports over HTTP to the demo itself; the console login it prints works, and so does
+one made with `pombo operator add ... --database` on the same file.
+"""
+
+from __future__ import annotations
+
+import http.cookiejar
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from tests.fakes.upstream import pick_free_port
+
+POMBO = Path(sys.executable).parent / "pombo"
+CSRF = re.compile(r'name="csrf" value="([^"]+)"')
+
+
+def _env(tmp_path: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("POMBO_")}
+    env["POMBO_DATABASE_URL"] = f"sqlite:///{tmp_path / 'not-the-demo.db'}"  # the demo must not use it
+    return env
+
+
+def _cli(tmp_path: Path, *args: str, input: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(POMBO), *args], env=_env(tmp_path), cwd=tmp_path, capture_output=True,
+                          text=True, timeout=60, input=input)
+
+
+@contextmanager
+def demo(tmp_path: Path, *args: str) -> Iterator[tuple[str, str]]:
+    """`pombo demo` in tmp_path; yields (its base URL, its banner)."""
+    port = pick_free_port()
+    out = tmp_path / f"demo-{port}.out"
+    with open(out, "wb") as sink:
+        proc = subprocess.Popen([str(POMBO), "demo", "--port", str(port), *args], env=_env(tmp_path),
+                                cwd=tmp_path, stdout=sink, stderr=subprocess.STDOUT, start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            assert proc.poll() is None, out.read_text()
+            try:
+                with urllib.request.urlopen(base + "/healthz", timeout=2) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                pass
+            assert time.monotonic() < deadline, out.read_text()
+            time.sleep(0.2)
+        yield base, out.read_text()
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(5)
+
+
+def _banner_value(banner: str, pattern: str) -> str:
+    found = re.search(pattern, banner)
+    assert found, banner
+    return found.group(1)
+
+
+def _api(base: str, name: str, **params: str) -> dict:
+    data = urllib.parse.urlencode(params).encode()
+    with urllib.request.urlopen(f"{base}/api/v2/{name}.php", data=data, timeout=10) as r:
+        return json.loads(r.read())
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        return None
+
+
+def console_login(base: str, username: str, password: str) -> int:
+    """The HTTP status of a console login (303: in; 401: wrong user or password)."""
+    jar = http.cookiejar.CookieJar()
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar), _NoRedirect())
+    with opener.open(base + "/console/login", timeout=10) as r:
+        page = r.read().decode()
+    form = urllib.parse.urlencode({"csrf": CSRF.search(page).group(1), "username": username,  # type: ignore[union-attr]
+                                   "password": password, "next": "/console/"}).encode()
+    try:
+        with opener.open(base + "/console/login", data=form, timeout=10) as r:
+            return r.status
+    except urllib.error.HTTPError as exc:
+        exc.close()
+        return exc.code
+
+
+def test_demo_reports_balance_and_logins(tmp_path: Path) -> None:
+    """Item 1 and 4: the curl the banner prints works, its message gets a delivery report about a
+    second later, the printed console login works, and so does `pombo operator add` with the
+    demo's --database; a second start shows the balance as it is now, on the port asked for."""
+    with demo(tmp_path) as (base, banner):
+        port = base.rsplit(":", 1)[1]
+        assert f"port {port}" in banner and f"{base}/api/v2/MakeSMS.php" in banner
+        assert "balance 100.0000" in banner
+        token = _banner_value(banner, r"Token: (\S+)")
+        user = _banner_value(banner, r"user (\S+)")
+        password = _banner_value(banner, r"password (\S+)")
+        curl = _banner_value(banner, r"(curl -s '[^']*MakeSMS\.php'.*)")
+        sent = json.loads(subprocess.run(curl, shell=True, capture_output=True, text=True, timeout=30, check=True).stdout)
+        assert sent["return"]["status_code"] == "0", sent
+        cdls_id = sent["return"]["cdls_id"]
+        deadline = time.monotonic() + 10
+        while (msg := _api(base, "GetSMSStatus", tsid=token, cdls_id=cdls_id)["messages"][0])["delivery"] in ("pending", "sent"):
+            assert time.monotonic() < deadline, msg
+            time.sleep(0.2)
+        assert msg["delivery"] in ("delivered", "undelivered"), msg
+        assert console_login(base, user, password) == 303
+        assert console_login(base, user, "wrong") == 401
+        added = _cli(tmp_path, "operator", "add", "admin", "--password", "s3cret-first-day", "--database", "pombo-demo.db")
+        assert added.returncode == 0, added.stderr
+        assert console_login(base, "admin", "s3cret-first-day") == 303
+    with demo(tmp_path) as (base, banner):
+        assert "balance 99.9500" in banner  # one GSM-7 segment at 0.0500
+        token = _banner_value(banner, r"Token: (\S+)")
+        assert _api(base, "GetBalance", tsid=token)["return"]["balance"] == "99.9500"
+        assert console_login(base, "admin", "s3cret-first-day") == 303  # the demo keeps other logins
+    assert not (tmp_path / "not-the-demo.db").exists()
+
+
+def test_credit_add_takes_a_negative_amount(tmp_path: Path) -> None:
+    """Item 2: `pombo credit add 1000 -200` debits, as --help says (click read -200 as options)."""
+    db = str(tmp_path / "credit.db")
+    doc = tmp_path / "one.yaml"
+    doc.write_text('customers: [{id: 1000, name: Demo, balance: "1000.00"}]\n', encoding="utf-8")
+    assert _cli(tmp_path, "load", str(doc), "--database", db).returncode == 0
+    debit = _cli(tmp_path, "credit", "add", "1000", "-200", "--database", db)
+    assert debit.returncode == 0, debit.stderr
+    assert debit.stdout.strip() == "customer 1000: balance 800.0000"
+    again = _cli(tmp_path, "--database", db, "credit", "add", "1000", "-0.5", "--note", "fix")
+    assert again.stdout.strip() == "customer 1000: balance 799.5000", again.stderr
+    bad = _cli(tmp_path, "credit", "add", "1000", "-x", "--database", db)
+    assert bad.returncode == 2 and "AMOUNT" in bad.stderr
+
+
+def test_version(tmp_path: Path) -> None:
+    """Item 7: `pombo --version`."""
+    from importlib.metadata import version
+
+    got = _cli(tmp_path, "--version")
+    assert got.returncode == 0 and got.stdout.strip() == f"pombo, version {version('pombo')}"
+
+
+@pytest.mark.parametrize("args", [("--port", "abc")])
+def test_demo_bad_port_is_a_usage_error(tmp_path: Path, args: tuple[str, ...]) -> None:
+    got = _cli(tmp_path, "demo", *args)
+    assert got.returncode == 2 and "--port" in got.stderr
