@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -127,24 +128,50 @@ def _serve(settings: Settings, *, host: str, port: int, workers: int) -> None:
 @database_option
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
 def load(file: Path) -> None:
-    """Create or update connections, customers, tariffs... from a YAML or JSON file."""
+    """Create or update connections, customers, tariffs... from a YAML or JSON file
+    (docs/provisioning.md). The whole file is checked first: every bad entry is named, and
+    nothing is written unless there is none."""
     from pombo.domain.provisioning import ProvisioningError
     from pombo.services.provisioning import parse_file
 
+    errors: list[str] = []
     try:
-        prov = parse_file(file)
+        plan = parse_file(file)
     except ProvisioningError as exc:
-        for line in exc.errors:
-            click.echo(f"error: {line}", err=True)
-        raise SystemExit(1) from exc
-    report = _operate(_settings(), lambda operator: operator.provision(plan=prov))
-    for line in report.errors:
-        click.echo(f"error: {line}", err=True)
-    if report.errors:
+        errors = list(exc.errors)
+        if exc.partial is None:  # unreadable: nothing to check further
+            _echo_lines("error", errors)
+            raise SystemExit(1) from exc
+        plan = exc.partial
+    total = len(plan.connections) + len(plan.costs) + len(plan.customers) + len(plan.tariffs)
+    with _progress(total if not errors else 0) as tick:
+        # a file with errors is still checked against the database (references), never applied
+        report = _operate(_settings(), lambda op: op.provision(plan=plan, apply=not errors, progress=tick))
+    errors += report.errors
+    _echo_lines("error", errors)
+    _echo_lines("warning", report.warnings)
+    if errors:
+        click.echo(f"{file}: {len(errors)} problem(s); nothing was loaded", err=True)
         raise SystemExit(1)
-    for line in report.warnings:
-        click.echo(f"warning: {line}", err=True)
     click.echo("loaded " + ", ".join(f"{n} {k}" for k, n in report.counts.items()))
+
+
+PROGRESS_FROM = 300  # entries: a smaller file loads before a bar would be seen
+
+
+def _echo_lines(kind: str, lines: list[str]) -> None:
+    for line in lines:
+        click.echo(f"{kind}: {line}", err=True)
+
+
+@contextmanager
+def _progress(total: int) -> Iterator[Callable[[int], None] | None]:
+    """A progress bar on stderr for a big file, when stderr is a terminal; else nothing."""
+    if total < PROGRESS_FROM or not sys.stderr.isatty():
+        yield None
+        return
+    with click.progressbar(length=total, label="loading", file=sys.stderr, show_pos=True) as bar:
+        yield bar.update  # called from the writing thread while this one waits
 
 
 @main.group()

@@ -140,8 +140,6 @@ async def test_routing_warnings(store: Store) -> None:
     report = await provision(store, doc)
     assert report.errors == []
     assert report.warnings == [
-        "customers[0] (id 50, 'A'): routes to connection 'nowhere', which is not defined in this file",
-        "customers[1] (id 51, 'B'): routes to connection 'off', which is not defined in this file",
         "customers[0] (id 50): routes to connection 'nowhere', which does not exist (sends will answer 220)",
         "customers[1] (id 51): routes to connection 'off', which is disabled (sends will answer 220)",
     ]
