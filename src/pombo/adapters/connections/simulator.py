@@ -62,12 +62,12 @@ class SimulatorConnection:
     async def _report(self, sms: OutboundSms) -> None:
         """What a provider's network would say about the message, as delivery reports."""
         await asyncio.sleep(0.05)  # after the accept is recorded
-        await self._post(sms.id, KANNEL_SENT, "id:sim-%d stat:ENROUTE" % sms.id)
+        await self._post(sms.id, KANNEL_SENT, f"id:sim-{sms.id} stat:ENROUTE")
         await asyncio.sleep(self._report_delay * self._random.uniform(0.7, 1.3))
         if self._random.random() < self._undelivered:
-            await self._post(sms.id, KANNEL_UNDELIVERED, "id:sim-%d stat:UNDELIV err:001" % sms.id)
+            await self._post(sms.id, KANNEL_UNDELIVERED, f"id:sim-{sms.id} stat:UNDELIV err:001")
         else:
-            await self._post(sms.id, KANNEL_DELIVERED, "id:sim-%d stat:DELIVRD err:000" % sms.id)
+            await self._post(sms.id, KANNEL_DELIVERED, f"id:sim-{sms.id} stat:DELIVRD err:000")
         await self.after_delivery(sms)
 
     async def after_delivery(self, sms: OutboundSms) -> None:
