@@ -165,3 +165,105 @@ def test_version(tmp_path: Path) -> None:
 def test_demo_bad_port_is_a_usage_error(tmp_path: Path, args: tuple[str, ...]) -> None:
     got = _cli(tmp_path, "demo", *args)
     assert got.returncode == 2 and "--port" in got.stderr
+
+
+# --- pombo load (item 3) ----------------------------------------------------------------------
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "provisioning.yaml"
+
+
+def test_the_example_file_loads_and_reloads(tmp_path: Path) -> None:
+    first = _cli(tmp_path, "load", str(EXAMPLE), "--database", "example.db")
+    assert first.returncode == 0, first.stderr
+    assert first.stdout.strip() == "loaded 6 connections, 2 costs, 3 customers, 4 tariffs, 1 tokens, 1 users"
+    assert first.stderr == ""  # no warnings either
+    again = _cli(tmp_path, "load", str(EXAMPLE), "--database", "example.db")
+    assert again.returncode == 0 and "0 tokens" in again.stdout, again.stderr
+    balance = _cli(tmp_path, "credit", "add", "11", "0.01", "--database", "example.db")
+    assert balance.stdout.strip() == "customer 11: balance 20.0100"  # the opening balance, once
+
+
+BAD = """\
+connections:
+  - {name: velip, kind: simulator}
+  - {name: Bad Name, kind: kannel, url: "http://127.0.0.1:13013", username: u, password: p}
+customers:
+  - {id: 1, name: A, balance: "-5.00"}
+  - {id: 2, name: B, balance: abc}
+  - {id: 3, name: C, parent: 77}
+  - {id: 4, name: D, sms_provider: wavy}
+tariffs:
+  - {customer: 99, prefix: "55", value: "0.05"}
+  - {customer: 1, prefix: "x5", value: "0.05"}
+  - {customer: 1, prefix: "55", value: "0.05"}
+"""
+
+
+def test_load_names_every_bad_entry_in_one_pass(tmp_path: Path) -> None:
+    """Errors of the schema and of references (checked against the database for the valid
+    entries) together, each with its index in the file; warnings too; nothing written."""
+    (tmp_path / "bad.yaml").write_text(BAD, encoding="utf-8")
+    got = _cli(tmp_path, "load", "bad.yaml", "--database", "bad.db")
+    assert got.returncode == 1
+    assert got.stderr.splitlines() == [
+        "error: connections[1] ('Bad Name'): name: a connection name is 1-64 of a-z 0-9 _ -",
+        "error: customers[1] (id 2, 'B'): balance: not an amount: 'abc'",
+        "error: tariffs[1] (customer 1, prefix 'x5'): prefix: a prefix is 1-15 digits",
+        "error: customers[2] (id 3): parent: customer 77 does not exist",
+        "error: tariffs[0] (customer 99, prefix 55): customer 99 does not exist",
+        "warning: customers[0] (id 1, 'A'): balance: the opening balance -5.0000 is negative (the customer starts in debt)",
+        "warning: customers[3] (id 4): routes to connection 'wavy', which does not exist (sends will answer 220)",
+        "bad.yaml: 5 problem(s); nothing was loaded",
+    ]
+    nothing = _cli(tmp_path, "credit", "add", "1", "1", "--database", "bad.db")
+    assert nothing.returncode == 1 and "1" in nothing.stderr  # customer 1 was not created
+
+
+def test_no_warning_for_a_connection_stored_before(tmp_path: Path) -> None:
+    """A customer routed to a connection loaded by an earlier file: no "not defined in this
+    file"; one routed to nothing gets the one warning that says what sends will answer."""
+    (tmp_path / "conn.yaml").write_text("connections: [{name: velip, kind: simulator}]\n", encoding="utf-8")
+    (tmp_path / "cust.yaml").write_text(
+        "customers: [{id: 5, name: E}, {id: 6, name: F, sms_provider: nowhere}]\n", encoding="utf-8")
+    assert _cli(tmp_path, "load", "conn.yaml", "--database", "w.db").returncode == 0
+    got = _cli(tmp_path, "load", "cust.yaml", "--database", "w.db")
+    assert got.returncode == 0
+    assert got.stderr.splitlines() == [
+        "warning: customers[1] (id 6): routes to connection 'nowhere', which does not exist (sends will answer 220)"]
+
+
+def _many(n: int) -> str:
+    lines = ["connections: [{name: velip, kind: simulator}]", "customers:"]
+    lines += [f"  - {{id: {100 + i}, name: C{i}, balance: '1.00', tokens: [tok-many-{i:08d}]}}" for i in range(n)]
+    lines += ["tariffs:"] + [f"  - {{customer: {100 + i}, prefix: '55', value: '0.05'}}" for i in range(n)]
+    return "\n".join(lines) + "\n"
+
+
+def test_a_big_file_shows_progress_on_a_terminal_only(tmp_path: Path) -> None:
+    import pty
+
+    (tmp_path / "many.yaml").write_text(_many(400), encoding="utf-8")
+    quiet = _cli(tmp_path, "load", "many.yaml", "--database", "quiet.db")
+    assert quiet.returncode == 0 and quiet.stderr == "", quiet.stderr
+    assert quiet.stdout.strip() == "loaded 1 connections, 0 costs, 400 customers, 400 tariffs, 400 tokens, 0 users"
+    leader, follower = pty.openpty()
+    try:
+        done = subprocess.run([str(POMBO), "load", "many.yaml", "--database", "tty.db"], env=_env(tmp_path),
+                              cwd=tmp_path, stdout=subprocess.PIPE, stderr=follower, timeout=60)
+        os.close(follower)
+        follower = -1
+        shown = b""
+        while True:
+            try:
+                chunk = os.read(leader, 65536)
+            except OSError:  # EIO: the writer is gone
+                break
+            if not chunk:
+                break
+            shown += chunk
+    finally:
+        if follower >= 0:
+            os.close(follower)
+        os.close(leader)
+    assert done.returncode == 0
+    assert b"loading" in shown and b"801/801" in shown, shown[-400:]

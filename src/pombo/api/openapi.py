@@ -219,8 +219,8 @@ def openapi_document() -> dict[str, Any]:
             "tsid": {**_NULLABLE_STR, "description": "The new token, with tsid=1; else null."},
         }, ["cdcs_id"]),
         "BalanceAnswer": _answer({
-            "balance": {**_STR, "description": "4 decimals; may be negative down to -credit_limit."},
-            "credit_limit": {**_STR, "description": "How far below zero you may go (4 decimals)."},
+            "balance": {**_STR, "description": "4 decimals."},
+            "credit_limit": {**_STR, "description": "Sends need a balance above it (4 decimals)."},
         }, ["balance", "credit_limit"]),
         "SMSStatusAnswer": _answer({"pagination": _ref("Pagination")}, ["pagination"]),
     }

@@ -89,7 +89,8 @@ class _StrictLoader(_SafeLoader):  # type: ignore[valid-type, misc]
                     key_node.start_mark,
                 )
             seen.add(key)
-        return super().construct_mapping(node, deep=deep)
+        mapping: dict[Any, Any] = super().construct_mapping(node, deep=deep)
+        return mapping
 
 
 def _load_yaml(text: str, source: str) -> Any:
