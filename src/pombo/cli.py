@@ -345,13 +345,17 @@ def db_upgrade() -> None:
 
 @main.command()
 @click.option("--port", default=DEMO_PORT, show_default=True, type=int)
-@click.option("--database", default=DEMO_DATABASE, show_default=True, metavar="URL_OR_FILE",
-              help="The demo's database: a SQLite file, or a URL.")
-def demo(port: int, database: str) -> None:
+@click.option("--database", default=None, metavar="URL_OR_FILE",
+              help=f"The demo's database: a SQLite file, or a URL.  [default: {DEMO_DATABASE}]")
+def demo(port: int, database: str | None) -> None:
     """A ready playground: embedded database, a demo customer and token, a simulated upstream
     that sends delivery reports, and a console login."""
     import secrets
 
+    ctx = click.get_current_context()
+    chosen = ctx.meta.get(DATABASE_KEY)  # `pombo --database X demo`
+    if database is None:
+        database = chosen or DEMO_DATABASE
     settings = _settings().model_copy(update={"database_url": database_url(database)})
     password = secrets.token_urlsafe(12)
 
