@@ -132,6 +132,7 @@ def load(file: Path) -> None:
     (docs/provisioning.md). The whole file is checked first: every bad entry is named, and
     nothing is written unless there is none."""
     from pombo.domain.provisioning import ProvisioningError
+    from pombo.ports import ProvisionReport
     from pombo.services.provisioning import parse_file
 
     errors: list[str] = []
@@ -144,9 +145,16 @@ def load(file: Path) -> None:
             raise SystemExit(1) from exc
         plan = exc.partial
     total = len(plan.connections) + len(plan.costs) + len(plan.customers) + len(plan.tariffs)
-    with _progress(total if not errors else 0) as tick:
-        # a file with errors is still checked against the database (references), never applied
-        report = _operate(_settings(), lambda op: op.provision(plan=plan, apply=not errors, progress=tick))
+    try:
+        with _progress(total if not errors else 0) as tick:
+            # a file with errors is still checked against the database (references), never applied
+            report = _operate(_settings(), lambda op: op.provision(plan=plan, apply=not errors, progress=tick))
+    except Exception as exc:
+        if not errors:
+            raise
+        # the file's own errors still get out when the database cannot be asked
+        first = (str(exc).splitlines() or [type(exc).__name__])[0][:300]
+        report = ProvisionReport(errors=[f"references not checked: the database did not answer ({first})"])
     errors += report.errors
     _echo_lines("error", errors)
     _echo_lines("warning", report.warnings)

@@ -267,3 +267,17 @@ def test_a_big_file_shows_progress_on_a_terminal_only(tmp_path: Path) -> None:
         os.close(leader)
     assert done.returncode == 0
     assert b"loading" in shown and b"801/801" in shown, shown[-400:]
+
+
+def test_a_bad_file_is_reported_even_when_the_database_does_not_answer(tmp_path: Path) -> None:
+    (tmp_path / "bad.yaml").write_text(BAD, encoding="utf-8")
+    got = _cli(tmp_path, "load", "bad.yaml", "--database", "postgresql://postgres@127.0.0.1:1/none")
+    assert got.returncode == 1
+    lines = got.stderr.splitlines()
+    assert lines[:3] == [
+        "error: connections[1] ('Bad Name'): name: a connection name is 1-64 of a-z 0-9 _ -",
+        "error: customers[1] (id 2, 'B'): balance: not an amount: 'abc'",
+        "error: tariffs[1] (customer 1, prefix 'x5'): prefix: a prefix is 1-15 digits",
+    ]
+    assert lines[3].startswith("error: references not checked: the database did not answer (")
+    assert lines[-1] == "bad.yaml: 4 problem(s); nothing was loaded"
