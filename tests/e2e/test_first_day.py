@@ -281,3 +281,63 @@ def test_a_bad_file_is_reported_even_when_the_database_does_not_answer(tmp_path:
     ]
     assert lines[3].startswith("error: references not checked: the database did not answer (")
     assert lines[-1] == "bad.yaml: 4 problem(s); nothing was loaded"
+
+
+def test_simulator_reports_reach_the_log_and_the_customer_callback(tmp_path: Path) -> None:
+    """Item 4: a simulator with `reports` posts its reports to the server's own /dlr/...; the
+    states land in the log and the customer's callback hears each change (here every message
+    is undelivered: `undelivered: 1`)."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    heard: list[dict] = []
+
+    class Receiver(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            heard.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    receiver = ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
+    threading.Thread(target=receiver.serve_forever, daemon=True).start()
+    port = pick_free_port()
+    doc = {
+        "connections": [{"name": "velip", "kind": "simulator", "reports": True, "report_delay": 0.3, "undelivered": 1}],
+        "customers": [{"id": 7, "name": "Com callback", "balance": "1.00", "tokens": ["tok-callback-0007"],
+                       "callback": {"url": f"http://127.0.0.1:{receiver.server_port}/hook"}}],
+        "tariffs": [{"customer": 7, "prefix": "55", "value": "0.0500"}],
+    }
+    (tmp_path / "cb.yaml").write_text(json.dumps(doc), encoding="utf-8")
+    assert _cli(tmp_path, "load", "cb.yaml", "--database", "cb.db").returncode == 0
+    env = {**_env(tmp_path), "POMBO_PUBLIC_URL": f"http://127.0.0.1:{port}", "POMBO_CALLBACK_ALLOW": '["127.0.0.0/8"]'}
+    with open(tmp_path / "serve.out", "wb") as sink:
+        proc = subprocess.Popen([str(POMBO), "serve", "--port", str(port), "--database", "cb.db"], env=env,
+                                cwd=tmp_path, stdout=sink, stderr=subprocess.STDOUT, start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            assert proc.poll() is None, (tmp_path / "serve.out").read_text()
+            try:
+                with urllib.request.urlopen(base + "/healthz", timeout=2):
+                    break
+            except OSError:
+                assert time.monotonic() < deadline
+                time.sleep(0.2)
+        sent = _api(base, "MakeSMS", tsid="tok-callback-0007", dest="11987654321", message="oi")
+        assert sent["return"]["status_code"] == "0", sent
+        deadline = time.monotonic() + 15
+        while not any(h.get("delivery") == "undelivered" for h in heard):
+            assert time.monotonic() < deadline, heard
+            time.sleep(0.2)
+        msg = _api(base, "GetSMSStatus", tsid="tok-callback-0007", cdls_id=sent["return"]["cdls_id"])["messages"][0]
+        assert msg["delivery"] == "undelivered" and msg["sent_at"] and msg["final_at"], msg
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(15)
+        receiver.shutdown()
+        receiver.server_close()
