@@ -305,6 +305,24 @@ async def test_overview_numbers_follow_the_sends(console: Client) -> None:
     assert [row["id"] for row in after["low"]][:1] == [12]  # 3.00 left
 
 
+async def test_a_customers_rejections_are_on_its_page_masked_and_searchable(console: Client) -> None:
+    answer = await console.send(SHOP_TOKEN_2, dest="5511988887777", message="blocked one", ctid="why-260")
+    assert answer["status_code"] == "260"
+    page = ""
+    for _ in range(50):  # written within POMBO_REJECTIONS_FLUSH_EVERY (0.2 s here)
+        _, page, _ = await console.get("/console/customers/11?lang=en&rq=why-260")
+        if "data-rejection=" in page:
+            break
+        await asyncio.sleep(0.1)
+    assert "Rejected requests" in page and "<code>260</code>" in page
+    assert "ctid=why-260" in page and "number blocked by list" in page
+    assert SHOP_TOKEN_2 not in page and f"tsid={SHOP_TOKEN_2[:9]}…" in page
+    _, page, _ = await console.get("/console/customers/11?lang=en&rq=nothing-like-this")
+    assert "data-rejection=" not in page
+    _, page, _ = await console.get("/console/customers/12?lang=en")
+    assert "why-260" not in page  # another customer's page
+
+
 async def test_pages_render_in_both_languages(console: Client) -> None:
     for path in ("/console/", "/console/customers", "/console/customers/11", "/console/messages",
                  "/console/connections"):
@@ -332,3 +350,56 @@ def _today(live: Live) -> str:
     from pombo.config import Settings
 
     return datetime.now(Settings().tz).date().isoformat()
+
+
+async def test_change_a_customers_accents(console: Client, live: Live) -> None:
+    """Issue 13 item 2: the customer page shows `accents` and changes it (CSRF, audit log line);
+    a fold customer's next send goes folded, and the message page shows both bodies."""
+    status, page, _ = await console.get("/console/customers/11?lang=en")
+    assert status == 200 and 'data-field="accents">keep' in page and 'name="accents"' in page
+    status, _, _ = await console.post("/console/customers/11/accents", {"accents": "fold"})
+    assert status == 403  # no CSRF token
+    token = await console.csrf("/console/customers/11")
+    status, _, _ = await console.post("/console/customers/11/accents", {"csrf": token, "accents": "strip"})
+    assert status == 400
+    status, _, _ = await console.post("/console/customers/999/accents", {"csrf": token, "accents": "fold"})
+    assert status == 404
+    assert live.sql("SELECT accents FROM customers WHERE id = 11")[0][0] == "keep"
+    try:
+        status, _, r = await console.post("/console/customers/11/accents", {"csrf": token, "accents": "fold"})
+        assert status == 303 and r.headers["location"] == "/console/customers/11#settings"
+        assert live.sql("SELECT accents FROM customers WHERE id = 11")[0][0] == "fold"
+        _, page, _ = await console.get("/console/customers/11?lang=en")
+        assert "Accents: fold." in page and 'data-field="accents">fold' in page
+        deadline = time.monotonic() + 5
+        while True:  # on PostgreSQL a change reaches the catalog within ~1 s
+            sent = await console.send(SHOP_TOKEN_2, dest="11987650301", message="Atenção, ação!", httpdup="0")
+            assert sent["status_code"] == "0"
+            text = live.sql(f"SELECT text, text_received FROM messages WHERE id = {int(sent['cdls_id'])}")[0]
+            if text[0] == "Atencao, acao!" or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.2)
+        assert tuple(text) == ("Atencao, acao!", "Atenção, ação!")
+        _, page, _ = await console.get(f"/console/messages/{sent['cdls_id']}?lang=en")
+        assert 'data-field="text">Atencao, acao!' in page
+        assert "Text as received" in page and 'data-field="text_received">Atenção, ação!' in page
+    finally:
+        await console.post("/console/customers/11/accents", {"csrf": token, "accents": "keep"})
+    assert live.sql("SELECT accents FROM customers WHERE id = 11")[0][0] == "keep"
+
+
+async def test_connections_page_shows_parts_fewer_than_charged(console: Client, live: Live) -> None:
+    """Issue 13 item 4: the count of messages Kannel sent in fewer parts than charged, and the
+    latest, per connection (written by the DLR path, possibly in another process)."""
+    _, page, _ = await console.get("/console/connections?lang=en")
+    assert 'data-field="parts_short"' not in page
+    live.sql("INSERT INTO part_warnings (connection, count, message_id, segments, parts, at) "
+             "VALUES ('backup', 3, 4242, 2, 1, :at)", at=time.time())
+    try:
+        _, page, _ = await console.get("/console/connections?lang=en")
+        card = page.split('data-connection="backup"')[1].split("</section>")[0]
+        assert "Fewer parts than charged" in card and 'href="/console/messages/4242"' in card
+        assert "3 message(s); latest: 2 segments charged, 1 part(s) reported" in card
+        assert 'data-field="parts_short"' not in page.split('data-connection="velip"')[1].split("</section>")[0]
+    finally:
+        live.sql("DELETE FROM part_warnings")

@@ -17,7 +17,6 @@ from pombo.cli import main
 from pombo.config import Settings
 from pombo.console import i18n, security
 from pombo.console.actions import _next, parse_amount
-from pombo.console.sampler import RejectionSampler
 from pombo.domain import money
 from pombo.domain.numbers import number_forms
 from pombo.services.operator import lock_name
@@ -147,19 +146,6 @@ def test_first_id_since_finds_the_window_despite_gaps(tmp_path: Path) -> None:
             else:  # the bound selects exactly the rows from `expected` on
                 assert [i for i in ids if i >= found] == [i for i in ids if i >= expected], ts
     engine.dispose()
-
-
-def test_sampler_counts_only_what_came_after_the_first_look() -> None:
-    counters = {240: 5.0}
-    sampler = RejectionSampler(read=lambda: dict(counters))
-    sampler.observe(600.0)  # baseline: the 5 earlier rejections have no minute to go to
-    counters[240], counters[250] = 7.0, 1.0
-    sampler.observe(615.0)
-    counters[240] = 8.0
-    sampler.observe(665.0)
-    assert sampler.minutes == {10: {240: 2, 250: 1}, 11: {240: 1}}
-    sampler.observe(600.0 + 3600 * 2)
-    assert sampler.minutes == {}
 
 
 def test_operator_add_command(tmp_path: Path) -> None:

@@ -13,12 +13,16 @@ _STR = {"type": "string"}
 MAKE_SMS_PARAMS: list[tuple[str, str]] = [
     ("tsid", "Token (also `Authorization: Bearer` or `sid`; HTTP Basic accepted)."),
     ("dest", "Destination. With setbrasil=1: 0DDD9XXXXYYYY, DDD9XXXXYYYY or 55DDD9XXXXYYYY."),
-    ("message", "Body (aliases `text`, `msg_text`). At most the customer's limit (160)."),
+    ("message", "Body (aliases `text`, `msg_text`). At most the customer's limit (160). A customer with "
+                "`accents: fold` has accents replaced by plain letters (`ã`->`a`, `ç`->`c`) when that makes "
+                "the body GSM-7; a `tww` connection sends printable ASCII. The charge, `segments` and "
+                "`encoding` are those of the body as sent."),
     ("text", "Alias of message."),
     ("msg_text", "Alias of message."),
     ("ctid", "Your correlation id (cut to 64 characters)."),
     ("setbrasil", "1 (default): Brazilian mobile rules; 0: international, as given."),
-    ("cuttext", "1 or yes: cut the body to the limit instead of answering 238."),
+    ("cuttext", "1 or yes: cut the body to the limit, and to the segments the limit's GSM-7 characters take "
+                "(one at 160, accented or not), instead of answering 238."),
     ("httpdup", "Duplicate window in seconds (default 10, 0 disables, at most 600)."),
     ("from", "Sender id, for connections that support one."),
     ("cp_id", "Campaign id."),
@@ -73,6 +77,8 @@ MESSAGE_SCHEMA: dict[str, Any] = {
         "ctid": {**_NULLABLE_STR, "description": "Your correlation id, if you gave one."},
         "dest": {**_STR, "description": "The destination as sent (normalised: 55DDD9XXXXYYYY)."},
         "text": {**_STR, "description": "The body as it was sent (after accent folding or cutting)."},
+        "text_received": {**_NULLABLE_STR, "description": "The body as you sent it, when it differs from `text` "
+                          "(folded, cut, or ASCII for tww); else null."},
         "status": {**_STR, "description": "The text of status_code."},
         "status_code": {**_STR, "description": "0 OK, 1 WR (waiting for the provider), 300 failed (refunded)."},
         "connection": {**_NULLABLE_STR, "description": "The connection that took the message."},
@@ -99,7 +105,7 @@ PAGINATION_SCHEMA: dict[str, Any] = {
     },
 }
 EXAMPLE_MESSAGE: dict[str, Any] = {
-    "cdls_id": "1", "ctid": "order-981", "dest": "5511987654321", "text": "Hello from Pombo",
+    "cdls_id": "1", "ctid": "order-981", "dest": "5511987654321", "text": "Hello from Pombo", "text_received": None,
     "status": "OK", "status_code": "0", "connection": "velip", "upstream_id": "sim-1", "value": "0.0500",
     "segments": 1, "encoding": "GSM7", "delivery": "delivered", "created_at": "2026-03-02T10:15:00-03:00",
     "sent_at": "2026-03-02T10:15:00-03:00", "final_at": "2026-03-02T10:15:01-03:00", "cp_id": None,
@@ -132,7 +138,9 @@ ENDPOINTS: dict[str, dict[str, Any]] = {
         "ok_description": "Who the token (or login) is, and what it may do",
     },
     "GetSMSStatus": {
-        "summary": "Your message log: by cdls_id, ctid or date page",
+        "summary": "Your message log: by cdls_id, ctid or date page. Each message's `text` is the body as sent "
+                   "(folded, cut, or ASCII for tww) and `text_received` the body as you sent it when that "
+                   "differs, else null",
         "params": STATUS_PARAMS,
         "codes": [400],
         "request": {"tsid": _TOKEN, "cdls_id": "1"},
@@ -208,6 +216,17 @@ def openapi_document() -> dict[str, Any]:
             }
             del paths[path]["get"]["requestBody"]
     paths["/healthz"] = {"get": {"summary": "Liveness", "operationId": "healthz", "responses": {"200": {"description": "up"}}}}
+    paths["/metrics"] = {"get": {
+        "summary": "Prometheus metrics (text exposition format)",
+        "description": "When POMBO_METRICS_TOKEN is set, only `Authorization: Bearer <that token>` gets them; "
+                       "anything else answers 401.",
+        "operationId": "metrics",
+        "responses": {
+            "200": {"description": "the metrics", "content": {"text/plain": {"schema": {"type": "string"}}}},
+            "401": {"description": "POMBO_METRICS_TOKEN is set and the request did not carry it",
+                    "content": {"text/plain": {"schema": {"type": "string"}}}},
+        },
+    }}
     answers = {
         "MakeSMSAnswer": _answer({"cdls_id": {**_STR, "description": "The message id (0 when refused)."}}, ["cdls_id"]),
         "UserIDAnswer": _answer({

@@ -24,6 +24,7 @@ from pombo.console.web import (
     set_cookie,
 )
 from pombo.domain import money
+from pombo.domain.accents import ACCENT_MODES
 from pombo.errors import NotFound
 from pombo.services.operator import MAX_USERNAME
 
@@ -169,6 +170,20 @@ async def revoke_token(request: Request) -> Response:
              prefix=prefix)
     response = see_other(f"{ROOT}/customers/{customer_id}#tokens")
     flash(response, request, "revoke_done", prefix=prefix)
+    return response
+
+
+@operator_view
+async def set_accents(request: Request) -> Response:
+    customer_id: int = request.path_params["customer_id"]
+    accents = request.state.form.get("accents", "")
+    if accents not in ACCENT_MODES:
+        return page(request, "error.html", status=400, message_key="accents_invalid")
+    if not await operator_service(request).set_customer_accents(customer_id=customer_id, accents=accents):
+        return page(request, "error.html", status=404, message_key="not_found")
+    log.info("console_accents", operator=request.state.session.username, customer=customer_id, accents=accents)
+    response = see_other(f"{ROOT}/customers/{customer_id}#settings")
+    flash(response, request, "accents_done", accents=accents)
     return response
 
 

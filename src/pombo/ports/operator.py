@@ -68,6 +68,10 @@ class Admin(Protocol):
         """Enable or disable a connection; False when it does not exist."""
         ...
 
+    async def set_customer_accents(self, *, customer_id: int, accents: str) -> bool:
+        """Set a customer's `accents` (keep | fold); False when the customer does not exist."""
+        ...
+
     async def prune_log(self, *, before: float, now: float) -> dict[str, int]:
         """Delete settled messages created before `before` (never one still waiting)."""
         ...
@@ -143,6 +147,10 @@ class OperatorReads(Protocol):
         """One message (any customer) with customer_name, username, its ledger rows (id,
         customer_id, name, amount, cause, created_at) and its reports (id, connection, state,
         raw, created_at), both oldest first. None when unknown."""
+        ...
+
+    async def part_warnings(self) -> dict[str, Row]:
+        """{connection: its count of messages sent in fewer parts than charged, and the latest}."""
         ...
 
     async def connections(self) -> list[Row]:

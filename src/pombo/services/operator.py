@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from pombo.domain import codes, credentials
+from pombo.domain.accents import ACCENT_MODES
 from pombo.domain.provisioning import Provisioning
 from pombo.ports import (
     AuthPolicy,
@@ -117,6 +118,15 @@ class Operator(OperatorViews):
     async def set_connection_enabled(self, *, name: str, enabled: bool) -> bool:
         """Enable or disable a connection; False when it does not exist."""
         changed = await self._store.set_connection_enabled(name=name, enabled=enabled)
+        self._store.invalidate()
+        return changed
+
+    async def set_customer_accents(self, *, customer_id: int, accents: str) -> bool:
+        """Set a customer's `accents` (SPEC §13: keep | fold); False when the customer does not
+        exist. Raises ValueError for any other value."""
+        if accents not in ACCENT_MODES:
+            raise ValueError(accents)
+        changed = await self._store.set_customer_accents(customer_id=customer_id, accents=accents)
         self._store.invalidate()
         return changed
 

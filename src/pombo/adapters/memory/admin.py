@@ -163,6 +163,15 @@ class Operator:
         self.t.bump_version()
         return True
 
+    async def set_customer_accents(self, *, customer_id: int, accents: str) -> bool:
+        """Set a customer's `accents` (keep | fold); False when the customer does not exist."""
+        account = self.t.accounts.get(customer_id)
+        if account is None:
+            return False
+        account.customer = replace(account.customer, accents=accents)
+        self.t.bump_version()
+        return True
+
     # ------------------------------------------------------------ the log and the brute-force state
 
     async def prune_log(self, *, before: float, now: float) -> dict[str, int]:

@@ -81,6 +81,10 @@ class OperatorSide:
         """Enable or disable a connection; False when it does not exist."""
         return await self._write(admin.set_connection_enabled, name=name, enabled=enabled)
 
+    async def set_customer_accents(self, *, customer_id: int, accents: str) -> bool:
+        """Set a customer's `accents` (keep | fold); False when the customer does not exist."""
+        return await self._write(admin.set_customer_accents, customer_id=customer_id, accents=accents)
+
     async def prune_log(self, *, before: float, now: float) -> dict[str, int]:
         """Delete settled messages created before `before` (never one still waiting)."""
         return await self._write(admin.prune_log, before=before, now=now)
@@ -127,6 +131,10 @@ class OperatorSide:
     async def message_story(self, *, message_id: int) -> Row | None:
         """One message with its ledger rows and reports; None when unknown."""
         return await self._read(views.message_story, message_id=message_id)
+
+    async def part_warnings(self) -> dict[str, Row]:
+        """{connection: its count of messages sent in fewer parts than charged, and the latest}."""
+        return await self._read(views.part_warnings)
 
     async def connections(self) -> list[Row]:
         """Every connection by name with how many customers route to it."""
