@@ -132,6 +132,42 @@ async def test_reference_errors_apply_nothing(store: Store) -> None:
     assert ok.errors == [] and (await store.catalog()).prices((SHOP,), "5611999990000", "sim") == [100]
 
 
+async def test_a_reload_moves_a_customer_under_a_new_one_and_keeps_money(store: Store) -> None:
+    """Customers new in a file are written before the stored ones are updated (batched writes):
+    a stored customer may move under a reseller the same file creates, listed after it; a
+    stored balance and token stay; a new customer's opening balance is one ledger row."""
+    await provision(store, base_doc())
+    before = await store.balance(customer_id=OTHER)
+    doc = {"customers": [{"id": OTHER, "name": "Outra", "parent": 30, "sms_provider": "sim", "balance": "999"},
+                         {"id": 30, "name": "Revenda Nova", "balance": "7.50", "tokens": ["tok-new-reseller-30"]}],
+           "tariffs": [{"customer": 30, "prefix": "55", "value": "0.0100"}]}
+    report = await provision(store, doc)
+    assert report.errors == [] and report.counts["customers"] == 2 and report.counts["tokens"] == 1
+    cat = await store.catalog()
+    assert cat.chain(OTHER) == (OTHER, 30)
+    assert await store.balance(customer_id=OTHER) == before
+    assert await store.balance(customer_id=30) == (75_000, 0)
+    assert [r for r in await ledger_rows(store) if r[0] == 30] == [(30, 75_000, "opening", None)]
+    assert cat.tokens[credentials.hash_token("tok-new-reseller-30")].customer_id == 30
+    await assert_sound(store)
+
+
+async def test_a_check_only_plan_writes_nothing(store: Store) -> None:
+    """`apply=False` (a file with errors elsewhere): reference errors and warnings, no writes."""
+    await provision(store, base_doc())
+    before = await store.catalog()
+    plan = parse_document({"customers": [{"id": 41, "name": "Nova", "parent": 99, "balance": "-1"},
+                                         {"id": 42, "name": "Outra", "sms_provider": "nowhere"}]})
+    report = await store.provision(plan, now=T0, apply=False)
+    assert report.errors == ["customers[0] (id 41): parent: customer 99 does not exist"]
+    assert report.counts == {}
+    assert "customers[1] (id 42): routes to connection 'nowhere', which does not exist (sends will answer 220)" in report.warnings
+    assert "customers[0] (id 41, 'Nova'): balance: the opening balance -1.0000 is negative (the customer starts in debt)" in report.warnings
+    assert dict((await store.catalog()).customers) == dict(before.customers)
+    ok = await store.provision(parse_document({"customers": [{"id": 43, "name": "Sem erro"}]}), now=T0, apply=False)
+    assert ok.errors == [] and 43 not in (await store.catalog()).customers
+
+
 async def test_routing_warnings(store: Store) -> None:
     await provision(store, {"connections": [{"name": "off", "kind": "simulator", "enabled": False}]})
     doc = {"customers": [{"id": 50, "name": "A", "sms_provider": "nowhere"}, {"id": 51, "name": "B", "sms_provider": "off"},
@@ -139,8 +175,6 @@ async def test_routing_warnings(store: Store) -> None:
     report = await provision(store, doc)
     assert report.errors == []
     assert report.warnings == [
-        "customers[0] (id 50, 'A'): routes to connection 'nowhere', which is not defined in this file",
-        "customers[1] (id 51, 'B'): routes to connection 'off', which is not defined in this file",
         "customers[0] (id 50): routes to connection 'nowhere', which does not exist (sends will answer 220)",
         "customers[1] (id 51): routes to connection 'off', which is disabled (sends will answer 220)",
     ]

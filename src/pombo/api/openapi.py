@@ -38,56 +38,176 @@ STATUS_PARAMS = [
     ("maxreg", "Page size (default 1000)."),
     ("last_id", "The previous page's next_id."),
 ]
-AUTH_PARAMS = [("tsid", "Token; on GetUserID `1` (with HTTP Basic) issues a new token.")]
+USER_ID_PARAMS = [
+    ("tsid", "Token (also `Authorization: Bearer` or `sid`). With HTTP Basic (a user's login), "
+             "`tsid=1` issues a new token for that user and answers it in `tsid`."),
+]
+BALANCE_PARAMS = [("tsid", "Token (also `Authorization: Bearer` or `sid`; HTTP Basic accepted).")]
+
+_NULLABLE_STR = {"type": "string", "nullable": True}
+_TOKEN = "c2a7f0e1b9d84e6fa1b2"
 
 
-def _operation(summary: str, params: list[tuple[str, str]], codes_: list[int]) -> dict[str, Any]:
-    props = {name: {"type": "string", "description": desc} for name, desc in params}
-    body_schema = {"type": "object", "properties": props, "additionalProperties": True}
+def _ref(name: str) -> dict[str, Any]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _answer(fields: dict[str, Any], required: list[str]) -> dict[str, Any]:
+    """An envelope whose `return` holds `fields` besides status and status_code."""
     return {
-        "summary": summary,
+        "type": "object",
+        "required": ["return"],
+        "properties": {
+            "return": {
+                "type": "object",
+                "required": ["status", "status_code", *required],
+                "properties": {"status": _STR, "status_code": _STR, **fields},
+            }
+        },
+    }
+
+
+MESSAGE_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "description": "One message of the log, as its customer sees it.",
+    "required": ["cdls_id", "dest", "text", "status", "status_code", "value", "segments", "encoding",
+                 "delivery", "created_at"],
+    "properties": {
+        "cdls_id": {**_STR, "description": "The message id MakeSMS answered."},
+        "ctid": {**_NULLABLE_STR, "description": "Your correlation id, if you gave one."},
+        "dest": {**_STR, "description": "The destination as sent (normalised: 55DDD9XXXXYYYY)."},
+        "text": {**_STR, "description": "The body as it was sent (after accent folding or cutting)."},
+        "text_received": {**_NULLABLE_STR, "description": "The body as you sent it, when it differs from `text` "
+                          "(folded, cut, or ASCII for tww); else null."},
+        "status": {**_STR, "description": "The text of status_code."},
+        "status_code": {**_STR, "description": "0 OK, 1 WR (waiting for the provider), 300 failed (refunded)."},
+        "connection": {**_NULLABLE_STR, "description": "The connection that took the message."},
+        "upstream_id": {**_NULLABLE_STR, "description": "The provider's id of the message."},
+        "value": {**_STR, "description": "What the message cost you (4 decimals)."},
+        "segments": {"type": "integer", "description": "SMS parts charged."},
+        "encoding": {**_STR, "description": "GSM7 or UCS2."},
+        "delivery": {**_STR, "description": "pending, sent, delivered, undelivered, expired, rejected or unknown."},
+        "created_at": {**_STR, "description": "When it was accepted (ISO 8601 with offset)."},
+        "sent_at": {**_NULLABLE_STR, "description": "When the provider reported it sent."},
+        "final_at": {**_NULLABLE_STR, "description": "When it reached its final delivery state."},
+        "cp_id": {**_NULLABLE_STR, "description": "Campaign id, if given."},
+        "cd_id": {**_NULLABLE_STR, "description": "Voice call id, if given."},
+        "from": {**_NULLABLE_STR, "description": "Sender id, if given."},
+        "return_log": {**_NULLABLE_STR, "description": "The provider's own words about the message."},
+    },
+}
+PAGINATION_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["has_more", "next_id"],
+    "properties": {
+        "has_more": {"type": "boolean", "description": "More messages match than this page holds."},
+        "next_id": {**_NULLABLE_STR, "description": "Give it as last_id for the next page; null when has_more is false."},
+    },
+}
+EXAMPLE_MESSAGE: dict[str, Any] = {
+    "cdls_id": "1", "ctid": "order-981", "dest": "5511987654321", "text": "Hello from Pombo", "text_received": None,
+    "status": "OK", "status_code": "0", "connection": "velip", "upstream_id": "sim-1", "value": "0.0500",
+    "segments": 1, "encoding": "GSM7", "delivery": "delivered", "created_at": "2026-03-02T10:15:00-03:00",
+    "sent_at": "2026-03-02T10:15:00-03:00", "final_at": "2026-03-02T10:15:01-03:00", "cp_id": None,
+    "cd_id": None, "from": None, "return_log": "simulated OK",
+}
+
+def _refusal(code: int, **extra: str) -> dict[str, Any]:
+    return {"return": {"status": codes.TEXTS[code], "status_code": str(code), **extra}}
+
+
+ENDPOINTS: dict[str, dict[str, Any]] = {
+    "MakeSMS": {
+        "summary": "Send one SMS",
+        "params": MAKE_SMS_PARAMS,
+        "codes": [220, 230, 235, 238, 240, 260, 270, 244, 245, 255, 250, 300, 400],
+        "request": {"tsid": _TOKEN, "dest": "11987654321", "message": "Hello from Pombo", "ctid": "order-981"},
+        "schema": "MakeSMSAnswer",
+        "ok": {"return": {"status": "OK", "status_code": "0", "cdls_id": "1"}},
+        "ok_description": "Accepted: OK (0), or WR (1) when the provider has not answered yet",
+        "refused": _refusal(240, cdls_id="0"),
+    },
+    "GetUserID": {
+        "summary": "Introspect a token, or issue one (HTTP Basic + tsid=1)",
+        "params": USER_ID_PARAMS,
+        "codes": [400],
+        "request": {"tsid": _TOKEN},
+        "schema": "UserIDAnswer",
+        "ok": {"return": {"status": "OK", "status_code": "0", "cdcs_id": "11", "cdcsu_id": "0",
+                          "aut_app": "1", "aut_send": "1", "aut_camp": "1", "tsid": None}},
+        "ok_description": "Who the token (or login) is, and what it may do",
+    },
+    "GetSMSStatus": {
+        "summary": "Your message log: by cdls_id, ctid or date page. Each message's `text` is the body as sent "
+                   "(folded, cut, or ASCII for tww) and `text_received` the body as you sent it when that "
+                   "differs, else null",
+        "params": STATUS_PARAMS,
+        "codes": [400],
+        "request": {"tsid": _TOKEN, "cdls_id": "1"},
+        "schema": "SMSStatusAnswer",
+        "ok": {"return": {"status": "OK", "status_code": "0", "pagination": {"has_more": False, "next_id": None}},
+               "messages": [EXAMPLE_MESSAGE]},
+        "ok_description": "The matching messages, newest first, one page",
+    },
+    "GetBalance": {
+        "summary": "Your balance and credit limit",
+        "params": BALANCE_PARAMS,
+        "codes": [400],
+        "request": {"tsid": _TOKEN},
+        "schema": "BalanceAnswer",
+        "ok": {"return": {"status": "OK", "status_code": "0", "balance": "99.9500", "credit_limit": "0.0000"}},
+        "ok_description": "Your balance and credit limit (4 decimals)",
+    },
+}
+BAD_REQUEST_EXAMPLE = _refusal(400)
+UNAUTHORIZED_EXAMPLE = _refusal(102)
+TOO_LARGE_EXAMPLE = _refusal(413)
+UNAVAILABLE_EXAMPLE = {"return": {"status": "service unavailable", "status_code": "503", "cdls_id": "0"}}
+
+
+def _envelope(description: str, example: Any, schema: str = "Envelope") -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": _ref(schema), "example": example}}}
+
+
+def _operation(name: str, spec: dict[str, Any]) -> dict[str, Any]:
+    params: list[tuple[str, str]] = spec["params"]
+    request: dict[str, Any] = spec["request"]
+    props = {p: {"type": "string", "description": desc} for p, desc in params}
+    body_schema = {"type": "object", "properties": props, "additionalProperties": True}
+    curl = " ".join(f"-d '{k}={v}'" for k, v in request.items())
+    return {
+        "summary": spec["summary"],
+        "description": f"Example: `curl -s 'http://127.0.0.1:8000/api/v2/{name}.php' {curl}`",
         "parameters": [
-            {"name": name, "in": "query", "required": False, "schema": _STR, "description": desc}
-            for name, desc in params
+            {"name": p, "in": "query", "required": False, "schema": _STR, "description": desc,
+             **({"example": request[p]} if p in request else {})}
+            for p, desc in params
         ],
         "requestBody": {
             "required": False,
             "content": {
-                "application/x-www-form-urlencoded": {"schema": body_schema},
-                "multipart/form-data": {"schema": body_schema},
-                "application/json": {"schema": body_schema},
+                media: {"schema": body_schema, "example": request}
+                for media in ("application/x-www-form-urlencoded", "multipart/form-data", "application/json")
             },
         },
         "responses": {
-            "200": {"description": "OK (0) or WR (1)", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Envelope"}}}},
-            "400": {"description": "A check failed: " + ", ".join(f"{c} {codes.TEXTS[c]}" for c in codes_), "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Envelope"}}}},
-            "401": {"description": "Authentication (1xx)", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Envelope"}}}},
-            "413": {"description": "Body over 64 KiB", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Envelope"}}}},
-            "503": {"description": "The database does not answer (status_code 503, service unavailable); try again", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Envelope"}}}},
+            "200": _envelope(spec["ok_description"], spec["ok"], spec["schema"]),
+            "400": _envelope("A check failed: " + ", ".join(f"{c} {codes.TEXTS[c]}" for c in spec["codes"]),
+                             spec.get("refused", BAD_REQUEST_EXAMPLE)),
+            "401": _envelope("Authentication (1xx)", UNAUTHORIZED_EXAMPLE),
+            "413": _envelope("Body over 64 KiB", TOO_LARGE_EXAMPLE),
+            "503": _envelope("The database does not answer (status_code 503, service unavailable); try again",
+                             UNAVAILABLE_EXAMPLE),
         },
         "security": [{}, {"tsid": []}, {"bearer": []}, {"basic": []}],
     }
-
-
-SEND_CODES = [220, 230, 235, 238, 240, 260, 270, 244, 245, 255, 250, 300, 400]
 
 
 @cache
 def openapi_document() -> dict[str, Any]:
     """The document served at /openapi.json."""
     paths: dict[str, Any] = {}
-    ops = {
-        "MakeSMS": _operation("Send one SMS", MAKE_SMS_PARAMS, SEND_CODES),
-        "GetUserID": _operation("Introspect a token, or issue one (HTTP Basic + tsid=1)", AUTH_PARAMS, [400]),
-        "GetSMSStatus": _operation(
-            "Your message log: by cdls_id, ctid or date page. Each message's `text` is the body as sent "
-            "(folded, cut, or ASCII for tww) and `text_received` the body as you sent it when that "
-            "differs, else null",
-            STATUS_PARAMS,
-            [400],
-        ),
-        "GetBalance": _operation("Your balance and credit limit", AUTH_PARAMS, [400]),
-    }
+    ops = {name: _operation(name, spec) for name, spec in ENDPOINTS.items()}
     for name, op in ops.items():
         for path in (f"/api/v2/{name}.php", f"/api/v2/{name}"):
             paths[path] = {
@@ -107,6 +227,24 @@ def openapi_document() -> dict[str, Any]:
                     "content": {"text/plain": {"schema": {"type": "string"}}}},
         },
     }}
+    answers = {
+        "MakeSMSAnswer": _answer({"cdls_id": {**_STR, "description": "The message id (0 when refused)."}}, ["cdls_id"]),
+        "UserIDAnswer": _answer({
+            "cdcs_id": {**_STR, "description": "Your customer id."},
+            "cdcsu_id": {**_STR, "description": "The user id (0: a customer token)."},
+            "aut_app": {**_STR, "description": "1: may use the app."},
+            "aut_send": {**_STR, "description": "1: may send."},
+            "aut_camp": {**_STR, "description": "1: may run campaigns."},
+            "tsid": {**_NULLABLE_STR, "description": "The new token, with tsid=1; else null."},
+        }, ["cdcs_id"]),
+        "BalanceAnswer": _answer({
+            "balance": {**_STR, "description": "4 decimals."},
+            "credit_limit": {**_STR, "description": "Sends need a balance above it (4 decimals)."},
+        }, ["balance", "credit_limit"]),
+        "SMSStatusAnswer": _answer({"pagination": _ref("Pagination")}, ["pagination"]),
+    }
+    answers["SMSStatusAnswer"]["required"] = ["return", "messages"]
+    answers["SMSStatusAnswer"]["properties"]["messages"] = {"type": "array", "items": _ref("Message")}
     return {
         "openapi": "3.0.3",
         "info": {
@@ -132,7 +270,10 @@ def openapi_document() -> dict[str, Any]:
                             "properties": {"status": _STR, "status_code": _STR, "cdls_id": _STR},
                         }
                     },
-                }
-            }
+                },
+                **answers,
+                "Message": MESSAGE_SCHEMA,
+                "Pagination": PAGINATION_SCHEMA,
+            },
         },
     }

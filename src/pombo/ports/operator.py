@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -34,8 +35,12 @@ class Admin(Protocol):
     when it changes what the send path reads (a token issued or revoked bumps the token version
     only, and the snapshot then takes just the tokens that changed)."""
 
-    async def provision(self, plan: Provisioning, *, now: float) -> ProvisionReport:
-        """Check the plan's references against what is stored, then apply it whole, or nothing."""
+    async def provision(
+        self, plan: Provisioning, *, now: float, apply: bool = True, progress: Callable[[int], None] | None = None
+    ) -> ProvisionReport:
+        """Check the plan's references against what is stored, then apply it whole, or nothing;
+        `apply=False` only checks (errors and warnings, no counts, nothing written).
+        `progress(n)`, when given, is told as n more entries are written (possibly from a thread)."""
         ...
 
     async def credit_add(self, *, customer_id: int, amount: int, note: str | None, now: float) -> int:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import secrets
+from collections.abc import Callable
 from typing import Any
 
 from pombo.domain import codes, credentials
@@ -62,10 +63,14 @@ class Operator(OperatorViews):
 
     # ------------------------------------------------------------ provisioning and money
 
-    async def provision(self, *, plan: Provisioning) -> ProvisionReport:
-        """Apply a parsed plan whole, or nothing when it names customers that exist nowhere."""
-        report = await self._store.provision(plan, now=self._clock.now())
-        if not report.errors:
+    async def provision(
+        self, *, plan: Provisioning, apply: bool = True, progress: Callable[[int], None] | None = None
+    ) -> ProvisionReport:
+        """Apply a parsed plan whole, or nothing when it names customers that exist nowhere;
+        `apply=False` only checks it against the store (errors and warnings); `progress(n)`
+        hears of n more entries written (possibly from another thread)."""
+        report = await self._store.provision(plan, now=self._clock.now(), apply=apply, progress=progress)
+        if apply and not report.errors:
             self._store.invalidate()
         return report
 

@@ -3,6 +3,7 @@ connections, the log's upkeep and the brute-force state (SPEC §8, §9)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
@@ -21,14 +22,20 @@ class Operator:
 
     t: Tables
 
-    async def provision(self, plan: Provisioning, *, now: float) -> ProvisionReport:
-        """Check the plan's references against what is stored, then apply it whole, or nothing."""
+    async def provision(
+        self, plan: Provisioning, *, now: float, apply: bool = True, progress: Callable[[int], None] | None = None
+    ) -> ProvisionReport:
+        """Check the plan's references against what is stored, then apply it whole, or nothing
+        (`apply=False`: only check)."""
         errors = reference_errors(plan, self.t.accounts)
-        if errors:
-            return ProvisionReport(errors=errors)
         stored = {name: c.enabled for name, c in self.t.connections.items()}
         warnings = [*plan.warnings, *routing_warnings(plan, stored)]
-        return ProvisionReport(warnings=warnings, counts=self._apply(plan, now=float(now)))
+        if errors or not apply:
+            return ProvisionReport(errors=errors, warnings=warnings)
+        counts = self._apply(plan, now=float(now))
+        if progress is not None:
+            progress(len(plan.connections) + len(plan.costs) + len(plan.customers) + len(plan.tariffs))
+        return ProvisionReport(warnings=warnings, counts=counts)
 
     def _apply(self, plan: Provisioning, *, now: float) -> dict[str, int]:
         t = self.t

@@ -50,9 +50,12 @@ class OperatorSide:
 
     # ------------------------------------------------------------ Admin
 
-    async def provision(self, plan: Provisioning, *, now: float) -> ProvisionReport:
-        """Check the plan's references against what is stored, then apply it whole, or nothing."""
-        return await self._write(provision.provision, plan=plan, now=now)
+    async def provision(
+        self, plan: Provisioning, *, now: float, apply: bool = True, progress: Callable[[int], None] | None = None
+    ) -> ProvisionReport:
+        """Check the plan's references against what is stored, then apply it whole, or nothing;
+        `apply=False` only checks; `progress(n)` is called from the writing thread."""
+        return await self._write(provision.provision, plan=plan, now=now, apply=apply, progress=progress)
 
     async def credit_add(self, *, customer_id: int, amount: int, note: str | None, now: float) -> int:
         """Top up (negative: debit) a customer with a ledger row; the new balance. NotFound."""
