@@ -22,10 +22,12 @@ from pathlib import Path
 TOKEN = "tok-inproc-bench-000001"
 
 
-def provision(url: str, workdir: Path) -> None:
+def provision(url: str, workdir: Path, *, night: bool = False) -> None:
+    # --night: inside the night window at any hour (00:00-23:59) with a cap never reached
+    cap = {"night_limit": 1_000_000_000, "night_window": "00:00-23:59"} if night else {"night_limit": None}
     doc = {
         "connections": [{"name": "velip", "kind": "simulator", "ack_timeout": 5, "final_timeout": 30}],
-        "customers": [{"id": 1000, "name": "bench", "balance": "100000000.00", "night_limit": None, "tokens": [TOKEN]}],
+        "customers": [{"id": 1000, "name": "bench", "balance": "100000000.00", **cap, "tokens": [TOKEN]}],
         "tariffs": [{"customer": 1000, "prefix": "55", "value": "0.0500"}],
     }
     path = workdir / "prov.json"
@@ -64,10 +66,11 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sends", type=int, default=20_000)
     ap.add_argument("--concurrency", type=int, default=64)
+    ap.add_argument("--night", action="store_true", help="the customer inside its night window, capped")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         url = f"sqlite:///{tmp}/inproc.db"
-        provision(url, Path(tmp))
+        provision(url, Path(tmp), night=args.night)
         try:
             import uvloop
 

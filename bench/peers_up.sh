@@ -11,6 +11,10 @@
 #   PEERS_POMBO_TOKEN          benchbenchbench         (tokens are 10-64 characters; use it in POMBO_PATH)
 #   PEERS_POMBO_WORKERS        1                       (pombo serve --workers)
 #   PEERS_POMBO_DATABASE_URL   sqlite:////tmp/peers/pombo/pombo.db (recreated on every start)
+#   PEERS_POMBO_NIGHT          0                       (1: the customer is inside its night window
+#                                                      at any hour, 00:00-23:59, night_limit 1000000000)
+#   PEERS_POMBO_PYTHON         python3                 (when this tree has no .venv: runs this tree's
+#                                                      src with that interpreter, e.g. a worktree)
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
 ROOT="$(dirname "$HERE")"
@@ -23,6 +27,13 @@ PORT="${URL##*:}"; PORT="${PORT%%/*}"
 TOKEN="${PEERS_POMBO_TOKEN:-benchbenchbench}"
 WORKERS="${PEERS_POMBO_WORKERS:-1}"
 DB_URL="${PEERS_POMBO_DATABASE_URL:-sqlite:///$D/pombo.db}"
+NIGHT='night_limit: null'
+[ "${PEERS_POMBO_NIGHT:-0}" = 1 ] && NIGHT='night_limit: 1000000000, night_window: "00:00-23:59"'
+if [ -x "$ROOT/.venv/bin/pombo" ]; then
+  POMBO_CMD=("$ROOT/.venv/bin/pombo")
+else
+  POMBO_CMD=(env PYTHONPATH="$ROOT/src" "${PEERS_POMBO_PYTHON:-python3}" -c "from pombo.cli import main; main()")
+fi
 mkdir -p "$D"
 rm -f "$D"/pombo.db "$D"/pombo.db-wal "$D"/pombo.db-shm "$D"/pombo.log
 
@@ -31,7 +42,7 @@ cat > "$D/provisioning.yaml" <<YAML
 connections:
   - {name: velip, kind: kannel, url: "http://127.0.0.1:$UPSTREAM_PORT", username: bench, password: bench, ack_timeout: 5, final_timeout: 30}
 customers:
-  - {id: 1000, name: "Peers bench", balance: "100000000.00", night_limit: null, tokens: ["$TOKEN"]}
+  - {id: 1000, name: "Peers bench", balance: "100000000.00", $NIGHT, tokens: ["$TOKEN"]}
 tariffs:
   - {customer: 1000, prefix: "55", value: "0.0500"}
 YAML
@@ -39,7 +50,7 @@ YAML
 # pombo sees only its own settings, not run_all's POMBO_UP/POMBO_PATH/... hooks
 run_pombo() {
   env -u POMBO_UP -u POMBO_DOWN -u POMBO_URL -u POMBO_PATH -u POMBO_EXPECT \
-      POMBO_DATABASE_URL="$DB_URL" "$ROOT/.venv/bin/pombo" "$@"
+      POMBO_DATABASE_URL="$DB_URL" "${POMBO_CMD[@]}" "$@"
 }
 ( cd "$D" && run_pombo load "$D/provisioning.yaml" )
 ARGS=(serve --host 127.0.0.1 --port "$PORT")
@@ -47,7 +58,7 @@ ARGS=(serve --host 127.0.0.1 --port "$PORT")
 cd "$D"
 start_bg pombo "$D/pombo.pid" "$D/pombo.log" \
   env -u POMBO_UP -u POMBO_DOWN -u POMBO_URL -u POMBO_PATH -u POMBO_EXPECT \
-      POMBO_DATABASE_URL="$DB_URL" "$ROOT/.venv/bin/pombo" "${ARGS[@]}"
+      POMBO_DATABASE_URL="$DB_URL" "${POMBO_CMD[@]}" "${ARGS[@]}"
 PID=$(cat "$D/pombo.pid")
 for i in $(seq 1 300); do
   if curl -fsS -o /dev/null "http://127.0.0.1:$PORT/healthz" 2>/dev/null; then

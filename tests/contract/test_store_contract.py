@@ -22,6 +22,7 @@ from tests.contract.conftest import (
     assert_sound,
     base_doc,
     ledger_rows,
+    operate,
     provision,
     spec,
 )
@@ -46,9 +47,20 @@ async def test_an_accepted_send_writes_the_row_the_ports_read(shop: Store) -> No
         "cp_id": None, "cd_id": None, "sender": None, "connection": "sim", "status_code": 1,
         "upstream_id": None, "value": SHOP_PRICE, "cost": 100, "segments": 1, "encoding": "GSM-7",
         "delivery": "pending", "return_log": None, "created_at": T0, "updated_at": T0, "sent_at": None,
-        "final_at": None,
+        "final_at": None, "text_received": None,
     }
     assert type(row["id"]) is int and type(row["created_at"]) is float and type(row["value"]) is int
+
+
+async def test_the_body_as_received_is_kept_beside_the_body_as_sent(shop: Store) -> None:
+    """SPEC §13: the log's text is the body as sent; the body as received only where it differs."""
+    received = "Olá! Promoção de verão: ação até amanhã 😀 " + "ç" * 2000
+    message_id = await accepted(shop, text="Ola! Promocao", text_received=received)
+    row = await shop.get_message(customer_id=SHOP, message_id=message_id)
+    assert row is not None
+    assert (row["text"], row["text_received"]) == ("Ola! Promocao", received)
+    (paged,) = await shop.messages_page(customer_id=SHOP, start=T0 - 1, end=T0 + 1, after_id=0, limit=10)
+    assert paged["text_received"] == received
 
 
 # ------------------------------------------------------------ the order of the checks
@@ -71,7 +83,8 @@ NO_TARIFF = {"debits": None}
     ],
 )
 async def test_the_checks_answer_in_order(shop: Store, name: str, kw: dict[str, Any], expected: int) -> None:
-    await accepted(shop, now=T0 - 10)  # one earlier send of the same customer to the same dest
+    # one earlier send of the same customer to the same dest, inside the night (not capped then)
+    await accepted(shop, now=T0 - 10, night_since=T0 - 3600)
     assert code(await shop.accept(spec(now=T0, **kw))) == expected, name
 
 
@@ -123,19 +136,74 @@ async def test_a_failed_send_is_no_duplicate_and_others_sends_do_not_count(shop:
 
 @pytest.mark.parametrize(("sent", "limit", "expected"), [(2, 3, 0), (3, 3, 245), (4, 3, 245), (0, 0, 245)])
 async def test_night_cap_at_the_limit(shop: Store, sent: int, limit: int, expected: int) -> None:
-    for i in range(sent):
-        await accepted(shop, dest=f"55119876500{i:02d}", now=T0 - 100 + i)
+    for i in range(sent):  # this night's earlier sends, capped or not when they were sent
+        await accepted(shop, dest=f"55119876500{i:02d}", now=T0 - 100 + i, night_since=T0 - 100,
+                       night_limit=None if i % 2 else 1000)
     result = await shop.accept(spec(now=T0, night_since=T0 - 100, night_limit=limit))
     assert code(result) == expected
 
 
 async def test_night_cap_counts_only_this_night_and_accepted_sends(shop: Store) -> None:
-    await accepted(shop, dest="5511987650010", now=T0 - 200)  # before the night began
-    failed = await accepted(shop, dest="5511987650011", now=T0 - 50)
+    await accepted(shop, dest="5511987650010", now=T0 - 200)  # before the night began (outside the window)
+    await accepted(shop, dest="5511987650014", now=T0 - 90000, night_since=T0 - 90100)  # the night before
+    failed = await accepted(shop, dest="5511987650011", now=T0 - 50, night_since=T0 - 100)
     await shop.settle_failed(message_id=failed, raw="no", now=T0 - 49)
-    await accepted(shop, customer_id=OTHER, dest="5511987650012", now=T0 - 40)  # another customer's
+    # another customer's
+    await accepted(shop, customer_id=OTHER, dest="5511987650012", now=T0 - 40, night_since=T0 - 100)
     assert code(await shop.accept(spec(now=T0, night_since=T0 - 100, night_limit=1))) == 0
     assert code(await shop.accept(spec(now=T0, dest="5511987650013", night_since=T0 - 100, night_limit=1))) == 245
+
+
+NIGHT_2 = {"night_since": T0 - 100, "night_limit": 2}
+
+
+async def test_a_send_that_fails_gives_its_place_in_the_night_back(shop: Store) -> None:
+    first = await accepted(shop, dest="5511987650020", now=T0 - 20, **NIGHT_2)
+    await accepted(shop, dest="5511987650021", now=T0 - 10, **NIGHT_2)
+    assert code(await shop.accept(spec(dest="5511987650022", **NIGHT_2))) == 245
+    assert await shop.settle_failed(message_id=first, raw="refused", now=T0)  # 300: no longer counts
+    assert not await shop.settle_failed(message_id=first, raw="again", now=T0)  # taken back once only
+    assert code(await shop.accept(spec(dest="5511987650022", **NIGHT_2))) == 0
+    assert code(await shop.accept(spec(dest="5511987650023", **NIGHT_2))) == 245
+
+
+async def test_a_rejected_report_frees_a_waiting_send_but_not_an_accepted_one(shop: Store) -> None:
+    waiting = await accepted(shop, dest="5511987650030", now=T0 - 20, **NIGHT_2)
+    ok = await accepted(shop, dest="5511987650031", now=T0 - 10, **NIGHT_2)
+    assert await shop.settle_ok(message_id=ok, upstream_id="u-31", raw="ok", now=T0 - 9)
+    # an OK message the handset never got stays OK (what the caller was told): it still counts
+    assert await shop.apply_delivery(connection="sim", message_id=ok, upstream_id=None, state="rejected",
+                                     raw="rej", now=T0 - 5)
+    assert code(await shop.accept(spec(dest="5511987650032", **NIGHT_2))) == 245
+    # a waiting one finally fails (300): its place is given back, once
+    for _ in range(2):
+        await shop.apply_delivery(connection="sim", message_id=waiting, upstream_id=None, state="rejected",
+                                  raw="rej", now=T0 - 4)
+    row = await shop.get_message(customer_id=SHOP, message_id=waiting)
+    assert row is not None and row["status_code"] == 300
+    assert code(await shop.accept(spec(dest="5511987650032", **NIGHT_2))) == 0
+    assert code(await shop.accept(spec(dest="5511987650033", **NIGHT_2))) == 245
+
+
+async def test_each_night_counts_on_its_own(shop: Store) -> None:
+    yesterday = {"night_since": T0 - 86400, "night_limit": 1}
+    await accepted(shop, dest="5511987650040", now=T0 - 86000, **yesterday)
+    assert code(await shop.accept(spec(dest="5511987650041", now=T0 - 85000, **yesterday))) == 245
+    tonight = {"night_since": T0 - 100, "night_limit": 1}
+    assert code(await shop.accept(spec(dest="5511987650042", **tonight))) == 0
+    assert code(await shop.accept(spec(dest="5511987650043", now=T0 + 1, **tonight))) == 245
+
+
+async def test_a_log_prune_keeps_tonights_count_and_drops_nights_long_over(shop: Store) -> None:
+    old_night = {"night_since": T0 - 4 * 86400, "night_limit": 1}
+    tonight = {"night_since": T0 - 100, "night_limit": 1}
+    for mid in (await accepted(shop, dest="5511987650050", now=T0 - 4 * 86400 + 10, **old_night),
+                await accepted(shop, dest="5511987650051", now=T0 - 50, **tonight)):
+        assert await shop.settle_ok(message_id=mid, upstream_id=f"u{mid}", raw="ok", now=T0 - 40)
+    await operate(shop, "prune_log", before=T0 - 86400, now=T0)
+    assert code(await shop.accept(spec(dest="5511987650052", **tonight))) == 245
+    # that night's messages and its counter are gone alike
+    assert code(await shop.accept(spec(dest="5511987650053", now=T0 - 4 * 86400 + 20, **old_night))) == 0
 
 
 # ------------------------------------------------------------ credit along the chain (250)
@@ -271,6 +339,15 @@ async def test_concurrent_sends_under_the_night_cap(shop: Store) -> None:
         *(shop.accept(spec(dest=f"5511987{i:06d}", night_since=T0 - 100, night_limit=5)) for i in range(20))
     )
     assert sorted(code(r) for r in results) == [0] * 5 + [245] * 15
+
+
+async def test_concurrent_sends_at_a_customer_near_its_night_limit(shop: Store) -> None:
+    night = {"night_since": T0 - 100, "night_limit": 50}
+    for i in range(47):
+        await accepted(shop, dest=f"5511986{i:06d}", now=T0 - 50, **night)
+    results = await asyncio.gather(*(shop.accept(spec(dest=f"5511987{i:06d}", **night)) for i in range(40)))
+    assert sorted(code(r) for r in results) == [0] * 3 + [245] * 37
+    assert code(await shop.accept(spec(dest="5511985000000", now=T0 + 1, **night))) == 245
 
 
 async def test_concurrent_sends_of_a_reseller_and_its_child_share_its_credit(store: Store) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import itertools
+import socket
 import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -435,14 +436,23 @@ async def test_smpp_deliver_sm_goes_to_the_intake(database_url: str, upstream: F
         await smsc.stop()
 
 
+def closed_port() -> int:
+    """A loopback port nothing listens on (connections to it are refused at once)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 async def test_the_demo_handset_answers_questions(database_url: str) -> None:
     """`pombo demo`'s simulated upstream answers any message with a "?" (GetSMSReply works)."""
     from pombo.cli import DEMO_CUSTOMER, DEMO_PROVISIONING
 
     base = copy.deepcopy(DEMO_PROVISIONING)
-    base["connections"][0]["reply_after"] = 0.05
+    # the reply follows the `delivered` report: both come fast, and every message is delivered
+    base["connections"][0] |= {"reply_after": 0.05, "report_delay": 0.05, "undelivered": 0.0}
     base["customers"][0]["tokens"] = ["tok-demo-question-01"]
-    services = await open_gateway(database_url, base, background_jobs=False)
+    # nothing serves /dlr here: the reports are refused at once (a closed loopback port), the replies still come
+    services = await open_gateway(database_url, base, background_jobs=False, public_url=f"http://127.0.0.1:{closed_port()}")
     creds = Credentials(token="tok-demo-question-01", basic=None, ip="127.0.0.1")
     try:
         statement = await send(services, "tok-demo-question-01", dest="11987650161", message="Lembrete: consulta amanha.")

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime, time, timedelta
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 
+@lru_cache(maxsize=1024)
 def parse_window(window: str) -> tuple[time, time]:
     """'22:00-06:00' -> (22:00, 06:00)."""
     start, end = window.split("-", 1)

@@ -21,9 +21,9 @@ def reference_errors(plan: Provisioning, stored_customers: Collection[int]) -> l
 def _customer_refs(plan: Provisioning) -> Iterator[tuple[str, int]]:
     for i, c in enumerate(plan.customers):
         if c.parent is not None:
-            yield f"customers[{i}] (id {c.id}): parent", c.parent
+            yield f"customers[{plan.index_in_file('customers', i)}] (id {c.id}): parent", c.parent
     for i, tariff in enumerate(plan.tariffs):
-        yield f"tariffs[{i}] (customer {tariff.customer}, prefix {tariff.prefix})", tariff.customer
+        yield f"tariffs[{plan.index_in_file('tariffs', i)}] (customer {tariff.customer}, prefix {tariff.prefix})", tariff.customer
 
 
 def routing_warnings(plan: Provisioning, stored_connections: Mapping[str, bool]) -> list[str]:
@@ -32,9 +32,10 @@ def routing_warnings(plan: Provisioning, stored_connections: Mapping[str, bool])
     known = dict(stored_connections)
     known.update({c.name: c.enabled for c in plan.connections})
     out = []
-    for i, c in enumerate(plan.customers):
+    for position, c in enumerate(plan.customers):
         if not c.sms:
             continue
+        i = plan.index_in_file("customers", position)
         state = known.get(c.sms_provider)
         if state is None:
             out.append(f"customers[{i}] (id {c.id}): routes to connection {c.sms_provider!r}, which does not exist (sends will answer 220)")
@@ -45,7 +46,8 @@ def routing_warnings(plan: Provisioning, stored_connections: Mapping[str, bool])
 
 def _fallback_warnings(plan: Provisioning, known: Mapping[str, bool]) -> list[str]:
     out = []
-    for i, c in enumerate(plan.connections):
+    for position, c in enumerate(plan.connections):
+        i = plan.index_in_file("connections", position)
         for name in c.fallback:
             if name not in known:
                 out.append(f"connections[{i}] ({c.name!r}): fallback {name!r} does not exist (skipped until it does)")

@@ -36,9 +36,13 @@ PLACEHOLDERS = ("dest", "text", "id", "from")
 class ProvisioningError(ValueError):
     """The file cannot be loaded; `errors` holds one line per problem, each naming its entry."""
 
-    def __init__(self, errors: Sequence[str], *, source: str = "<document>") -> None:
+    def __init__(self, errors: Sequence[str], *, source: str = "<document>",
+                 partial: Provisioning | None = None) -> None:
         self.errors = list(errors)
         self.source = source
+        # the entries that were valid, so the caller can still check their references against
+        # the store and report every problem of the file in one pass
+        self.partial = partial
         lines = "\n".join(f"  {line}" for line in self.errors)
         super().__init__(f"{source}: {len(self.errors)} problem(s)\n{lines}")
 
@@ -415,6 +419,9 @@ class SimulatorSpec(ConnectionSpec):
     url: str = ""
     delay: float = Field(default=0.0, ge=0, allow_inf_nan=False)
     fail_prefix: str | None = None  # destinations starting with it get a hard error
+    reports: bool = False  # send delivery reports to this process's /dlr/... (the demo)
+    report_delay: float = Field(default=1.0, ge=0, le=3600, allow_inf_nan=False)
+    undelivered: float = Field(default=0.0, ge=0, le=1, allow_inf_nan=False)  # share reported undelivered
     # the handset answers every message with a "?" in it with this text (SPEC §14, `pombo demo`)
     reply: str | None = Field(default=None, min_length=1, max_length=160)
     reply_after: float = Field(default=1.0, ge=0, le=600, allow_inf_nan=False)
@@ -423,6 +430,8 @@ class SimulatorSpec(ConnectionSpec):
         opts: dict[str, Any] = {"delay": self.delay}
         if self.fail_prefix is not None:
             opts["fail_prefix"] = self.fail_prefix
+        if self.reports:
+            opts |= {"reports": True, "report_delay": self.report_delay, "undelivered": self.undelivered}
         if self.reply is not None:
             opts["reply"] = self.reply
             opts["reply_after"] = self.reply_after
@@ -639,6 +648,14 @@ class Provisioning(_Spec):
     customers: tuple[CustomerSpec, ...] = ()
     tariffs: tuple[TariffSpec, ...] = ()
     warnings: tuple[str, ...] = ()
+    # where each entry stands in the file, by section, when some entries were left out (a file
+    # with errors still has its valid entries checked); absent: the plan's own positions
+    file_index: dict[str, tuple[int, ...]] = Field(default_factory=dict)
+
+    def index_in_file(self, section: str, position: int) -> int:
+        """The file's index of the plan's `position`-th entry of `section`."""
+        indexes = self.file_index.get(section)
+        return indexes[position] if indexes is not None and position < len(indexes) else position
 
     def references(self) -> tuple[Reference, ...]:
         """Every customer id and connection name used here but defined elsewhere (or nowhere)."""

@@ -6,9 +6,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from pombo.domain.customer_edits import CustomerChange
 from pombo.domain.provisioning import Provisioning
 
 Row = dict[str, Any]
@@ -33,8 +35,12 @@ class Admin(Protocol):
     when it changes what the send path reads (a token issued or revoked bumps the token version
     only, and the snapshot then takes just the tokens that changed)."""
 
-    async def provision(self, plan: Provisioning, *, now: float) -> ProvisionReport:
-        """Check the plan's references against what is stored, then apply it whole, or nothing."""
+    async def provision(
+        self, plan: Provisioning, *, now: float, apply: bool = True, progress: Callable[[int], None] | None = None
+    ) -> ProvisionReport:
+        """Check the plan's references against what is stored, then apply it whole, or nothing;
+        `apply=False` only checks (errors and warnings, no counts, nothing written).
+        `progress(n)`, when given, is told as n more entries are written (possibly from a thread)."""
         ...
 
     async def credit_add(self, *, customer_id: int, amount: int, note: str | None, now: float) -> int:
@@ -61,6 +67,23 @@ class Admin(Protocol):
 
     async def set_connection_enabled(self, *, name: str, enabled: bool) -> bool:
         """Enable or disable a connection; False when it does not exist."""
+        ...
+
+    async def set_customer_accents(self, *, customer_id: int, accents: str) -> bool:
+        """Set a customer's `accents` (keep | fold); False when the customer does not exist."""
+        ...
+
+    async def edit_customer(self, *, customer_id: int, change: CustomerChange, operator: str, now: float) -> Row | None:
+        """Apply one console change (already validated) and write its console_audit row, in one
+        transaction; bumps the configuration version. The audit row (as console_audit gives it),
+        or None, with nothing written, when the customer does not exist or the tariff, number or
+        model to remove or edit is not there."""
+        ...
+
+    async def console_audit(self, *, customer_id: int, limit: int) -> list[Row]:
+        """The customer's newest console_audit rows, newest first: id, operator, action,
+        customer_id, before and after (decoded JSON: a tariff {prefix, connection, value} or
+        None, or the whole list), created_at."""
         ...
 
     async def prune_log(self, *, before: float, now: float) -> dict[str, int]:
@@ -159,6 +182,10 @@ class OperatorReads(Protocol):
     async def search_inbound(self, *, where: InboundFilter, limit: int) -> list[Row]:
         """Inbound messages matching `where`, newest first, each with its customer's
         `customer_name` (None when unrouted)."""
+        ...
+
+    async def part_warnings(self) -> dict[str, Row]:
+        """{connection: its count of messages sent in fewer parts than charged, and the latest}."""
         ...
 
     async def connections(self) -> list[Row]:

@@ -38,10 +38,14 @@ class SendPath:
             "upstream_id": None, "value": spec.debits[0][1], "cost": spec.cost, "segments": spec.segments,
             "encoding": spec.encoding, "delivery": delivery.PENDING, "return_log": None, "created_at": now,
             "updated_at": now, "sent_at": None, "final_at": None, "notify_url": spec.notify_url,
-            "reconcile_at": None,
+            "reconcile_at": None, "text_received": spec.text_received, "night_since": spec.night_since,
         }
         for customer_id, amount in spec.debits:
             t.add_ledger(customer_id, -amount, "message", message_id=message_id, now=now)
+        night = spec.night_since
+        if night is not None:
+            key = (spec.customer_id, night)
+            t.night_counts[key] = t.night_counts.get(key, 0) + 1
         return message_id
 
     def _check(self, spec: AcceptSpec) -> int | None:
@@ -55,7 +59,7 @@ class SendPath:
         if (
             spec.night_since is not None
             and spec.night_limit is not None
-            and sum(1 for m in mine if m["created_at"] >= spec.night_since) >= spec.night_limit
+            and self.t.night_counts.get((spec.customer_id, spec.night_since), 0) >= spec.night_limit
         ):
             return codes.NIGHT_LIMIT
         if spec.debits is None:
@@ -65,6 +69,13 @@ class SendPath:
             if account is None or not account.balance > account.credit_limit:
                 return codes.NO_CREDIT
         return None
+
+    def _uncount(self, message: Row) -> None:
+        """The message left OK/WR: it no longer counts toward its night's cap."""
+        if message["night_since"] is not None:
+            key = (message["customer_id"], message["night_since"])
+            if key in self.t.night_counts:
+                self.t.night_counts[key] -= 1
 
     def _waiting(self, message_id: int) -> Row | None:
         message = self.t.messages.get(message_id)
@@ -90,6 +101,7 @@ class SendPath:
         message.update(status_code=codes.PROVIDER_ERROR, delivery=delivery.REJECTED,
                        return_log=storable(raw)[:4000], updated_at=now, final_at=now)
         self._refund(message_id, now)
+        self._uncount(message)
         self.t.enqueue(message, now)
         return True
 
@@ -162,6 +174,7 @@ class SendPath:
         if move is None:
             return False
         stamp = "sent_at" if move.delivery == delivery.SENT else "final_at"
+        taken = found["status_code"] in (codes.OK, codes.WR)
         if found["status_code"] != move.status_code:  # settled by this report
             found["return_log"] = found["return_log"] or storable(raw)[:4000]
             if found["upstream_id"] is None and upstream_id:
@@ -169,8 +182,34 @@ class SendPath:
         found.update({"delivery": move.delivery, "status_code": move.status_code, stamp: now, "updated_at": now})
         if move.refund:
             self._refund(found["id"], now)
+        if move.status_code not in (codes.OK, codes.WR) and taken:
+            self._uncount(found)
         self.t.enqueue(found, now)
         return True
+
+    async def count_part(self, *, connection: str, message_id: int, now: float) -> None:
+        """One more final receipt for a multi-part message (Kannel sends one a part)."""
+        message = self.t.messages.get(message_id)
+        if message is None or message["connection"] != connection or message["segments"] <= 1:
+            return
+        counted = self.t.kannel_parts.setdefault(message_id, {
+            "message_id": message_id, "connection": connection, "segments": message["segments"], "parts": 0,
+            "first_at": float(now)})
+        counted["parts"] += 1
+
+    async def settle_parts(self, *, before: float, now: float) -> list[MessageRow]:
+        """Judge the counted messages whose first receipt came before `before`, once each."""
+        done = sorted(m for m, r in self.t.kannel_parts.items() if r["first_at"] < before)
+        short = []
+        for message_id in done:
+            r = self.t.kannel_parts.pop(message_id)
+            if r["parts"] < r["segments"]:
+                short.append({k: r[k] for k in ("message_id", "connection", "segments", "parts")})
+                seen = self.t.part_warnings.get(r["connection"], {"count": 0})
+                self.t.part_warnings[r["connection"]] = {
+                    "count": seen["count"] + 1, "message_id": message_id, "segments": r["segments"],
+                    "parts": r["parts"], "at": float(now)}
+        return short
 
     def _find(self, connection: str, message_id: int | None, upstream_id: str | None) -> Row | None:
         if message_id is not None:

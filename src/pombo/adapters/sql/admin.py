@@ -107,7 +107,19 @@ def set_connection_enabled(conn: Connection, *, name: str, enabled: bool) -> boo
     return True
 
 
+def set_customer_accents(conn: Connection, *, customer_id: int, accents: str) -> bool:
+    """A customer's `accents` (keep | fold); every server reloads its catalog. False if unknown."""
+    result = conn.execute(update(t.customers).where(t.customers.c.id == customer_id).values(accents=accents))
+    if result.rowcount != 1:
+        return False
+    bump_version(conn)
+    return True
+
+
 # ---------------------------------------------------------------- the log grows forever
+
+
+NIGHT_KEPT = 2 * 86400.0  # seconds a night's cap counter outlives its start (a night is under a day)
 
 
 def prune_log(conn: Connection, *, before: float, now: float) -> dict[str, int]:
@@ -130,14 +142,22 @@ def prune_log(conn: Connection, *, before: float, now: float) -> dict[str, int]:
                 conn.execute(text(f'DELETE FROM dlr_reports WHERE message_id IN (SELECT id FROM "{name}")'))
                 conn.execute(text(f'DROP TABLE "{name}"'))
                 dropped += 1
-    settled = select(t.messages.c.id).where(t.messages.c.created_at < before, t.messages.c.status_code != 1)
+    prunable = [t.messages.c.created_at < before, t.messages.c.status_code != 1]
+    if conn.dialect.name == "sqlite":
+        # SQLite's ids are rowids (max + 1, no AUTOINCREMENT): were the newest message deleted, its
+        # id would be handed out again, and the ledger rows that still name it would be refunded
+        # with the new message. The newest message stays; every other id keeps growing past it.
+        newest = conn.execute(select(func.max(t.messages.c.id))).scalar()
+        if newest is not None:
+            prunable.append(t.messages.c.id != newest)
+    settled = select(t.messages.c.id).where(*prunable)
     reports = conn.execute(t.dlr_reports.delete().where(t.dlr_reports.c.message_id.in_(settled))).rowcount
-    deleted = conn.execute(
-        t.messages.delete().where(t.messages.c.created_at < before, t.messages.c.status_code != 1)
-    ).rowcount
+    deleted = conn.execute(t.messages.delete().where(*prunable)).rowcount
     kept = conn.execute(
         select(func.count()).select_from(t.messages).where(t.messages.c.created_at < before, t.messages.c.status_code == 1)
     ).scalar()
+    # night-cap counters of nights long over (a night lasts under a day): they never count again
+    conn.execute(t.night_counts.delete().where(t.night_counts.c.night_since < min(before, now) - NIGHT_KEPT))
     # inbound messages (SPEC §14) go with the log they answer; the opt-out records stay
     inbound = conn.execute(t.inbound.delete().where(t.inbound.c.created_at < before)).rowcount
     return {

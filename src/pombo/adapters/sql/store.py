@@ -19,6 +19,7 @@ from pombo.adapters.sql.executor import Database, Executor
 from pombo.adapters.sql.inbound import InboundSide
 from pombo.adapters.sql.operator_store import OperatorSide
 from pombo.adapters.sql.queue import SqlQueue
+from pombo.adapters.sql.rejections import RejectionSide
 from pombo.adapters.sql.snapshot import CatalogSide
 from pombo.domain import codes, delivery
 from pombo.domain.catalog import Catalog
@@ -30,7 +31,7 @@ CLAIM_SECONDS = 60.0  # how long a reconciliation claim keeps other processes aw
 SettleItem = tuple[int, str | None, str, float]  # (message id, upstream id, raw, now)
 
 
-class SqlStore(CatalogSide, SqlQueue, OperatorSide, InboundSide):
+class SqlStore(CatalogSide, SqlQueue, OperatorSide, RejectionSide, InboundSide):
     """What both engines share (the operator's ports among it). Subclasses provide the batched
     send path."""
 
@@ -89,6 +90,7 @@ class SqlStore(CatalogSide, SqlQueue, OperatorSide, InboundSide):
         if await tx.execute(q.SETTLE_FAILED, (storable(raw)[:4000], now, now, message_id)) != 1:
             return False
         await self._refund(tx, message_id, now)
+        await tx.execute(q.NIGHT_TAKE_BACK, (message_id,))
         await enqueue(tx, message_id, now)
         return True
 
@@ -183,8 +185,25 @@ class SqlStore(CatalogSide, SqlQueue, OperatorSide, InboundSide):
                 return False
             if move.refund:
                 await self._refund(tx, found["id"], now)
+            if move.status_code not in (codes.OK, codes.WR) and found["status_code"] in (codes.OK, codes.WR):
+                await tx.execute(q.NIGHT_TAKE_BACK, (found["id"],))  # no longer counts toward its night
             await enqueue(tx, found["id"], now)
             return True
+
+    async def count_part(self, *, connection: str, message_id: int, now: float) -> None:
+        """One more final receipt for a multi-part message (Kannel sends one a part)."""
+        async with self.x.transaction() as tx:
+            await tx.execute(q.COUNT_PART, (now, message_id, connection))
+
+    async def settle_parts(self, *, before: float, now: float) -> list[MessageRow]:
+        """Judge the counted messages whose first receipt came before `before`, once each (the
+        DELETE claims them): fewer parts than segments go to the connection's part warnings."""
+        async with self.x.transaction() as tx:
+            rows = await tx.fetchall(q.SETTLE_PARTS, (before,))
+            short = sorted((r for r in rows if int(r["parts"]) < int(r["segments"])), key=lambda r: r["message_id"])
+            for r in short:
+                await tx.execute(q.PART_WARNING, (r["connection"], r["message_id"], r["segments"], r["parts"], now))
+        return [dict(r) for r in short]
 
     async def _report_target(
         self, tx: Executor, connection: str, message_id: int | None, upstream_id: str | None
@@ -306,6 +325,8 @@ def message_values(spec: AcceptSpec) -> tuple[Any, ...]:
         spec.now,
         spec.now,
         spec.notify_url,
+        spec.text_received,
+        spec.night_since,
     )
 
 

@@ -161,6 +161,11 @@ def search_inbound(conn: Connection, *, where: InboundFilter, limit: int) -> lis
     return _rows(conn, query)
 
 
+def part_warnings(conn: Connection) -> dict[str, Row]:
+    """{connection: count, and the latest message sent in fewer parts than charged}."""
+    return {r["connection"]: r for r in _rows(conn, select(t.part_warnings))}
+
+
 def connections(conn: Connection) -> list[Row]:
     """Every connection by name (no credentials but its URL) with how many customers route to it."""
     c = t.connections.c
