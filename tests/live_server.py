@@ -41,7 +41,7 @@ def serve(database_url: str, **settings: Any) -> Iterator[tuple[str, int, ErrorL
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    app = create_app(Settings(database_url=database_url, log_level="CRITICAL", **settings))
+    app = create_app(Settings(database_url=database_url, **{"log_level": "CRITICAL", **settings}))
     config = uvicorn.Config(
         app, log_config=None, access_log=False, lifespan="on", loop="asyncio",
         timeout_graceful_shutdown=3,

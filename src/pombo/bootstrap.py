@@ -30,6 +30,7 @@ from pombo.services.dlr import DeliveryReports
 from pombo.services.make_sms import MakeSms
 from pombo.services.operator import Operator
 from pombo.services.reconcile import Reconciler, every
+from pombo.services.rejections import RejectionRecorder
 from pombo.services.status import Status
 from pombo.services.urlguard import UrlGuard
 
@@ -76,6 +77,7 @@ class Services:
     status: Status
     dlr: DeliveryReports
     operator: Operator
+    rejections: RejectionRecorder
     reconciler: Reconciler | None = None
     callbacks: CallbackSender | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
@@ -94,6 +96,7 @@ class Services:
             except StoreUnavailable:  # stopping during an outage: the default wait
                 longest = 5.0
             await self.dispatcher.drain(timeout=longest + 1)
+            await self.rejections.flush()  # the last seconds' rejections (kept on an outage: lost)
             if self.callbacks is not None:
                 await self.callbacks.close()
         finally:  # whatever failed above, the database connections are closed
@@ -107,7 +110,9 @@ async def build_services(settings: Settings, *, clock: Clock | None = None, stor
     store = store or await open_store(settings.database_url, durable=settings.pg_synchronous_commit)
     public_url = settings.public_url or "http://127.0.0.1:8000"
     authenticator = Authenticator(store, clock=clock)
-    dlr = DeliveryReports(store=store, clock=clock, on_report=metrics.delivery_report)
+    dlr = DeliveryReports(
+        store=store, clock=clock, on_report=metrics.delivery_report, parts_settle=settings.kannel_parts_settle
+    )
     smpp_hooks = _smpp_hooks(dlr)
     dispatcher = Dispatcher(
         store,
@@ -145,6 +150,7 @@ async def build_services(settings: Settings, *, clock: Clock | None = None, stor
         status=Status(store=store, authenticator=authenticator, tz=settings.tz),
         dlr=dlr,
         operator=operator,
+        rejections=RejectionRecorder(store, clock=clock),
     )
     reconciler = Reconciler(
         store=store,
@@ -170,7 +176,9 @@ async def build_services(settings: Settings, *, clock: Clock | None = None, stor
         # starts the due pushes and returns: a slow endpoint never holds the next claim
         (settings.callback_every, callbacks.pump, "callbacks"),
         (MAINTAIN_EVERY, store.maintain, "maintain"),
+        (settings.reconcile_every, dlr.settle_parts, "kannel_parts"),
         (AUTH_PRUNE_EVERY, operator.prune_auth_failures, "auth_prune"),
+        (settings.rejections_flush_every, services.rejections.flush, "rejections"),
     )
     for seconds, job, name in jobs if settings.background_jobs else ():
         services.tasks.append(asyncio.create_task(every(seconds, job, name)))

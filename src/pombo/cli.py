@@ -173,14 +173,23 @@ def token_revoke(token_or_prefix: str) -> None:
 @click.option("--id", "message_id", type=int)
 @click.option("--limit", default=50, show_default=True, type=int)
 @click.option("--json", "as_json", is_flag=True, help="One JSON object a line.")
-def messages(as_json: bool, limit: int, **filters: Any) -> None:
-    """The message log, newest first."""
+@click.option("--rejected", is_flag=True,
+              help="Rejected requests instead (no log row: 1xx, 2xx, 400...): counts by code, then the newest kept.")
+@click.option("--search", help="With --rejected: a part of the destination, a parameter, the token prefix or the IP.")
+@click.option("--minutes", default=60, show_default=True, type=int, help="With --rejected: count this far back.")
+def messages(as_json: bool, limit: int, rejected: bool, search: str | None, minutes: int, **filters: Any) -> None:
+    """The message log, newest first (or, with --rejected, the requests refused without one)."""
     import orjson
 
     from pombo.services.operator import MessageFilter
     from pombo.services.status import render
 
     settings = _settings()
+    if rejected:
+        _rejected(settings, as_json=as_json, limit=limit, search=search, minutes=minutes, filters=filters)
+        return
+    if search is not None:
+        raise click.UsageError("--search goes with --rejected")
     dest = filters.pop("dest")
     where = MessageFilter(dest=(dest,) if dest is not None else (), customer_id=filters.pop("customer"), **filters)
     rows = _operate(settings, lambda op: op.search_messages(where=where, limit=limit))
@@ -194,6 +203,48 @@ def messages(as_json: bool, limit: int, **filters: Any) -> None:
         click.echo(
             f"{r['cdls_id']:>8} {row['customer_id']:>5} {r['dest']:<14} {r['status_code']:>4} "
             f"{r['delivery']:<11} {r['connection']:<10} {r['value']:>8}  {r['created_at']}  {r['text'][:40]!r}"
+        )
+
+
+def _rejected(settings: Settings, *, as_json: bool, limit: int, search: str | None, minutes: int,
+              filters: dict[str, Any]) -> None:
+    """`pombo messages --rejected`: per-code counts of the last minutes, then the newest kept."""
+    import time
+    from datetime import datetime
+
+    import orjson
+
+    unusable = [name for name in ("delivery", "connection", "message_id", "ctid") if filters.get(name) is not None]
+    if unusable:
+        raise click.UsageError(f"--rejected does not take --{unusable[0].replace('_', '-')}")
+    customer, code, dest = filters.get("customer"), filters.get("status_code"), filters.get("dest")
+    terms = " ".join(t for t in (dest, search) if t)
+
+    async def read(op: Operator) -> tuple[list[tuple[int, int]], list[dict[str, Any]]]:
+        since = time.time() - minutes * 60
+        minute_counts = await op.rejection_minutes(customer_id=customer, since=since)
+        totals: dict[int, int] = {}
+        for per_code in minute_counts.values():
+            for c, n in per_code.items():
+                totals[c] = totals.get(c, 0) + n
+        rows = await op.rejections(customer_id=customer, code=code, search=terms or None, limit=limit)
+        return sorted(totals.items(), key=lambda kv: (-kv[1], kv[0])), rows
+
+    totals, rows = _operate(settings, read)
+    if as_json:
+        for row in rows:
+            at = datetime.fromtimestamp(row["created_at"], settings.tz).isoformat(timespec="seconds")
+            click.echo(orjson.dumps({**row, "created_at": at}).decode())
+        return
+    shown = ", ".join(f"{c}: {n}" for c, n in totals) or "none"
+    click.echo(f"rejections in the last {minutes} min by code: {shown}")
+    click.echo(f"{'when':<25} {'cust':>5} {'code':>4} {'ip':<15} {'credential':<14} {'dest':<14} status / parameters")
+    for row in rows:
+        at = datetime.fromtimestamp(row["created_at"], settings.tz).isoformat(timespec="seconds")
+        params = " ".join(f"{k}={v[:40]!r}" for k, v in row["params"].items() if k != "dest")
+        click.echo(
+            f"{at:<25} {row['customer_id']:>5} {row['code']:>4} {row['ip']:<15} {row['credential']:<14} "
+            f"{row['dest']:<14} {row['status']} | {params}"
         )
 
 

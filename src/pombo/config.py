@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -42,6 +42,9 @@ class Settings(BaseSettings):
     body_timeout: float = 10.0
     limit_concurrency: int = 1000
     not_found_after: float = 300.0
+    # Kannel: seconds after a multi-part message's first final receipt before its parts are
+    # counted (each part has a receipt of its own; fewer than charged is warned about)
+    kannel_parts_settle: float = Field(default=60.0, ge=0)
     background_jobs: bool = True  # tests that drive the jobs by hand turn them off
     # PostgreSQL: false commits sends without waiting for the WAL flush (~25% more sends/s here);
     # a crash of the database server may then lose the last moments of accepted sends, each
@@ -52,6 +55,13 @@ class Settings(BaseSettings):
     # provisioning or `pombo token issue` are neither counted nor expired.
     minted_tokens_per_user: int = Field(default=20, ge=1)
     minted_token_ttl: float = Field(default=30 * 86_400.0, gt=0)
+    # observability: /metrics answers 401 without `Authorization: Bearer <metrics_token>` when
+    # it is set; access_log writes one structured line per HTTP request (tokens and passwords
+    # in the query masked)
+    metrics_token: SecretStr | None = None
+    access_log: bool = False
+    # rejected requests are counted in memory and written this often (seconds)
+    rejections_flush_every: float = Field(default=5.0, gt=0)
 
     @field_validator("timezone")
     @classmethod

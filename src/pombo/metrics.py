@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any
 
 from prometheus_client import Counter, Gauge
+from prometheus_client.metrics import MetricWrapperBase
+
+from pombo.domain import money
 
 ANSWERS = Counter("pombo_answers_total", "API answers by endpoint and status code", ["endpoint", "code"])
 UPSTREAM = Counter("pombo_upstream_outcomes_total", "Upstream outcomes by connection and code", ["connection", "code"])
@@ -21,15 +25,28 @@ FAILURES_IN_A_ROW = Gauge(
 )
 
 
+@lru_cache(maxsize=4096)
+def child(metric: MetricWrapperBase, *labels: str) -> Any:
+    """metric.labels(*labels), looked up once: `labels()` takes a lock and checks every value on
+    each call, a few microseconds that every send paid several times. The label sets are small
+    (endpoints x codes, connections x kinds) and children are never removed."""
+    return metric.labels(*labels)
+
+
+def answer(endpoint: str, code: str) -> None:
+    """Count one API answer."""
+    child(ANSWERS, endpoint, code).inc()
+
+
 def upstream_outcome(connection: str, code: int, failures_in_a_row: int = 0) -> None:
     """Count one upstream outcome and how many failures in a row the connection has now."""
-    UPSTREAM.labels(connection, str(code)).inc()
-    FAILURES_IN_A_ROW.labels(connection).set(failures_in_a_row)
+    child(UPSTREAM, connection, str(code)).inc()
+    child(FAILURES_IN_A_ROW, connection).set(failures_in_a_row)
 
 
 def delivery_report(connection: str, state: str) -> None:
     """Count one delivery report."""
-    DLR.labels(connection, state).inc()
+    child(DLR, connection, state).inc()
 
 
 SENDS = Counter(
@@ -46,7 +63,7 @@ STATES = ("ok", "failing", "skipped", "idle")
 
 def upstream_attempt(connection: str, kind: str) -> None:
     """Count one attempt's outcome kind (SPEC §11)."""
-    SENDS.labels(connection, kind).inc()
+    child(SENDS, connection, kind).inc()
 
 
 def connections(report: dict[str, dict[str, Any]]) -> None:
@@ -56,3 +73,18 @@ def connections(report: dict[str, dict[str, Any]]) -> None:
             STATE.labels(name, state).set(1 if c["state"] == state else 0)
         QUEUE.labels(name).set(c["queue"])
         OLDEST.labels(name).set(c["oldest_age"])
+
+
+AVAILABLE = Gauge(
+    "pombo_customer_available_credit",
+    "Credit a customer can still spend (balance - credit_limit, BRL), per active SMS customer",
+    ["customer"],
+)
+
+
+def balances(customers: list[dict[str, Any]]) -> None:
+    """Set the available-credit gauge from the customers' rows (stale customers removed)."""
+    AVAILABLE.clear()
+    for c in customers:
+        if c.get("active") and c.get("sms"):
+            AVAILABLE.labels(str(c["id"])).set((int(c["balance"]) - int(c["credit_limit"])) / money.SCALE)

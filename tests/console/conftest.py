@@ -97,7 +97,7 @@ class Live:
 @contextlib.contextmanager
 def serve(database_url: str) -> Iterator[Live]:
     """The gateway under uvicorn in a thread (tests/live_server.py), as a Live."""
-    with live_server.serve(database_url) as (host, port, errors):
+    with live_server.serve(database_url, rejections_flush_every=0.2) as (host, port, errors):
         yield Live(f"http://{host}:{port}", database_url, errors)
 
 

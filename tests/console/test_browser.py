@@ -237,6 +237,33 @@ def test_revoke_and_issue_tokens(operator: Any, live: Live) -> None:
     assert _send(live, token, dest="11987615153", message="new token")["status_code"] == "0"
 
 
+def test_change_a_tariff(operator: Any, live: Live) -> None:
+    """Issue 17: a tariff added on the page (a bad value first: pombo load's words, nothing
+    saved), the next send pays it, the audit table names the operator; then removed."""
+    from selenium.webdriver.common.by import By
+
+    operator.get(live.base + "/console/customers/11#tariffs")
+    form = _wait(operator, lambda d: d.find_element(By.ID, "tariff-set"))
+    form.find_element(By.ID, "tariff-prefix").send_keys("5511")
+    form.find_element(By.ID, "tariff-value").send_keys("-0.5")
+    form.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    _flash(operator, "value: must not be negative")
+    assert operator.find_element(By.ID, "tariff-prefix").get_attribute("value") == "5511"
+    operator.find_element(By.ID, "tariff-value").clear()
+    operator.find_element(By.ID, "tariff-value").send_keys("0.1111")
+    operator.find_element(By.CSS_SELECTOR, "#tariff-set button[type=submit]").click()
+    _flash(operator, "Tariffs saved.")
+    sent = _send(live, SHOP_TOKEN_2, dest="11987616161", message="new tariff")
+    assert live.sql(f"SELECT value FROM messages WHERE id = {int(sent['cdls_id'])}")[0][0] == 1111
+    audit = operator.find_element(By.ID, "audit").text
+    assert "admin" in audit and "tariff set" in audit and "0.1111" in audit
+    _shot(operator, "08b-tariff-changed")
+    operator.find_element(By.CSS_SELECTOR, 'tr[data-tariff="5511/"] button.danger').click()
+    _wait(operator, lambda d: d.switch_to.alert).accept()
+    _flash(operator, "Tariffs saved.")
+    assert operator.find_elements(By.CSS_SELECTOR, 'tr[data-tariff="5511/"]') == []
+
+
 def test_connections_on_and_off(operator: Any, live: Live) -> None:
     from selenium.webdriver.common.by import By
 

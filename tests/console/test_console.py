@@ -7,6 +7,8 @@ loopback address of its own so failed-login counters do not leak between tests.
 from __future__ import annotations
 
 import asyncio
+import html
+import json
 import re
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -332,6 +334,24 @@ async def test_overview_numbers_follow_the_sends(console: Client) -> None:
     assert [row["id"] for row in after["low"]][:1] == [12]  # 3.00 left
 
 
+async def test_a_customers_rejections_are_on_its_page_masked_and_searchable(console: Client) -> None:
+    answer = await console.send(SHOP_TOKEN_2, dest="5511988887777", message="blocked one", ctid="why-260")
+    assert answer["status_code"] == "260"
+    page = ""
+    for _ in range(50):  # written within POMBO_REJECTIONS_FLUSH_EVERY (0.2 s here)
+        _, page, _ = await console.get("/console/customers/11?lang=en&rq=why-260")
+        if "data-rejection=" in page:
+            break
+        await asyncio.sleep(0.1)
+    assert "Rejected requests" in page and "<code>260</code>" in page
+    assert "ctid=why-260" in page and "number blocked by list" in page
+    assert SHOP_TOKEN_2 not in page and f"tsid={SHOP_TOKEN_2[:9]}…" in page
+    _, page, _ = await console.get("/console/customers/11?lang=en&rq=nothing-like-this")
+    assert "data-rejection=" not in page
+    _, page, _ = await console.get("/console/customers/12?lang=en")
+    assert "why-260" not in page  # another customer's page
+
+
 async def test_pages_render_in_both_languages(console: Client) -> None:
     for path in ("/console/", "/console/customers", "/console/customers/11", "/console/messages",
                  "/console/connections"):
@@ -359,3 +379,200 @@ def _today(live: Live) -> str:
     from pombo.config import Settings
 
     return datetime.now(Settings().tz).date().isoformat()
+
+
+async def test_change_a_customers_accents(console: Client, live: Live) -> None:
+    """Issue 13 item 2: the customer page shows `accents` and changes it (CSRF, audit log line);
+    a fold customer's next send goes folded, and the message page shows both bodies."""
+    status, page, _ = await console.get("/console/customers/11?lang=en")
+    assert status == 200 and 'data-field="accents">keep' in page and 'name="accents"' in page
+    status, _, _ = await console.post("/console/customers/11/accents", {"accents": "fold"})
+    assert status == 403  # no CSRF token
+    token = await console.csrf("/console/customers/11")
+    status, _, _ = await console.post("/console/customers/11/accents", {"csrf": token, "accents": "strip"})
+    assert status == 400
+    status, _, _ = await console.post("/console/customers/999/accents", {"csrf": token, "accents": "fold"})
+    assert status == 404
+    assert live.sql("SELECT accents FROM customers WHERE id = 11")[0][0] == "keep"
+    try:
+        status, _, r = await console.post("/console/customers/11/accents", {"csrf": token, "accents": "fold"})
+        assert status == 303 and r.headers["location"] == "/console/customers/11#settings"
+        assert live.sql("SELECT accents FROM customers WHERE id = 11")[0][0] == "fold"
+        _, page, _ = await console.get("/console/customers/11?lang=en")
+        assert "Accents: fold." in page and 'data-field="accents">fold' in page
+        deadline = time.monotonic() + 5
+        while True:  # on PostgreSQL a change reaches the catalog within ~1 s
+            sent = await console.send(SHOP_TOKEN_2, dest="11987650301", message="Atenção, ação!", httpdup="0")
+            assert sent["status_code"] == "0"
+            text = live.sql(f"SELECT text, text_received FROM messages WHERE id = {int(sent['cdls_id'])}")[0]
+            if text[0] == "Atencao, acao!" or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.2)
+        assert tuple(text) == ("Atencao, acao!", "Atenção, ação!")
+        _, page, _ = await console.get(f"/console/messages/{sent['cdls_id']}?lang=en")
+        assert 'data-field="text">Atencao, acao!' in page
+        assert "Text as received" in page and 'data-field="text_received">Atenção, ação!' in page
+    finally:
+        await console.post("/console/customers/11/accents", {"csrf": token, "accents": "keep"})
+    assert live.sql("SELECT accents FROM customers WHERE id = 11")[0][0] == "keep"
+
+
+async def test_connections_page_shows_parts_fewer_than_charged(console: Client, live: Live) -> None:
+    """Issue 13 item 4: the count of messages Kannel sent in fewer parts than charged, and the
+    latest, per connection (written by the DLR path, possibly in another process)."""
+    _, page, _ = await console.get("/console/connections?lang=en")
+    assert 'data-field="parts_short"' not in page
+    live.sql("INSERT INTO part_warnings (connection, count, message_id, segments, parts, at) "
+             "VALUES ('backup', 3, 4242, 2, 1, :at)", at=time.time())
+    try:
+        _, page, _ = await console.get("/console/connections?lang=en")
+        card = page.split('data-connection="backup"')[1].split("</section>")[0]
+        assert "Fewer parts than charged" in card and 'href="/console/messages/4242"' in card
+        assert "3 message(s); latest: 2 segments charged, 1 part(s) reported" in card
+        assert 'data-field="parts_short"' not in page.split('data-connection="velip"')[1].split("</section>")[0]
+    finally:
+        live.sql("DELETE FROM part_warnings")
+
+
+# ------------------------------------------------------------------------------ tariffs, block list, models
+
+
+def _load_says(entry_section: str, entry: dict[str, Any]) -> list[str]:
+    """What `pombo load` reports for a file holding this one entry."""
+    from pombo.services.provisioning import ProvisioningError, parse_document
+
+    with pytest.raises(ProvisioningError) as caught:
+        parse_document({entry_section: [entry]})
+    return caught.value.errors
+
+
+def _audit(live: Live, customer: int) -> list[Any]:
+    return live.sql("SELECT operator, action, before, after FROM console_audit WHERE customer_id = :c ORDER BY id",
+                    c=customer)
+
+
+async def test_console_edits_need_the_session_csrf_token(console: Client, live: Live) -> None:
+    audits = len(_audit(live, 12))
+    for action, form in (("tariff_set", {"prefix": "5511", "value": "0.5"}), ("blocklist_add", {"number": "11987650999"}),
+                         ("model_add", {"text": "Oi {nome}"}), ("tariff_remove", {"prefix": "55", "connection": ""})):
+        status, _, _ = await console.post(f"/console/customers/12/edit/{action}", form)
+        assert status == 403, action
+    assert len(_audit(live, 12)) == audits
+    assert live.sql("SELECT prefix, value FROM tariffs WHERE customer_id = 12") == [("55", 900)]
+
+
+async def test_a_tariff_change_is_audited_and_charged_on_the_next_send(console: Client, live: Live) -> None:
+    """Issue 17: add, change and remove a tariff from the console; `pombo load`'s rules and words
+    for a bad value; an audit row naming the operator; the next send pays the new value."""
+    token = await console.csrf("/console/customers/12")
+    status, page, _ = await console.post("/console/customers/12/edit/tariff_set",
+                                         {"csrf": token, "prefix": "55x1", "value": "-1"})
+    assert status == 400 and 'role="alert"' in page
+    for line in _load_says("tariffs", {"customer": 12, "prefix": "55x1", "value": "-1"}):
+        assert line.split(": ", 1)[1] in html.unescape(page)  # "prefix: a prefix is 1-15 digits", "value: ..."
+    assert 'value="55x1"' in page  # the form keeps what was typed
+    assert live.sql("SELECT count(*) FROM tariffs WHERE customer_id = 12")[0][0] == 1
+    audits = len(_audit(live, 12))
+    try:
+        status, _, r = await console.post("/console/customers/12/edit/tariff_set",
+                                          {"csrf": token, "prefix": "5511", "value": "0.1234"})
+        assert status == 303 and r.headers["location"] == "/console/customers/12#tariffs"
+        assert live.sql("SELECT value, connection FROM tariffs WHERE customer_id = 12 AND prefix = '5511'") \
+            == [(1234, "")]
+        row = _audit(live, 12)[-1]
+        assert (row[0], row[1], json.loads(row[2]), json.loads(row[3])) == (
+            OPERATOR, "tariff_set", None, {"prefix": "5511", "connection": "", "value": 1234})
+        deadline = time.monotonic() + 5
+        while True:  # on PostgreSQL a change reaches the catalog within ~1 s
+            sent = await console.send(BACKUP_TOKEN, dest="11987650401", message="tarifa nova", httpdup="0")
+            assert sent["status_code"] == "0"
+            value = live.sql(f"SELECT value FROM messages WHERE id = {int(sent['cdls_id'])}")[0][0]
+            if value == 1234 or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.2)
+        assert value == 1234
+        status, _, _ = await console.post("/console/customers/12/edit/tariff_set",
+                                          {"csrf": token, "prefix": "5511", "value": "0.2"})
+        assert status == 303
+        assert _audit(live, 12)[-1][2:] == (json.dumps({"prefix": "5511", "connection": "", "value": 1234}),
+                                            json.dumps({"prefix": "5511", "connection": "", "value": 2000}))
+        _, page, _ = await console.get("/console/customers/12?lang=en")
+        assert "Tariffs saved." in page and 'data-tariff="5511/"' in page
+        assert "Changes made in the console" in page and "tariff set" in page
+    finally:
+        status, _, _ = await console.post("/console/customers/12/edit/tariff_remove",
+                                          {"csrf": token, "prefix": "5511", "connection": ""})
+    assert status == 303 and _audit(live, 12)[-1][1] == "tariff_remove"
+    assert len(_audit(live, 12)) == audits + 3
+    assert live.sql("SELECT prefix FROM tariffs WHERE customer_id = 12") == [("55",)]
+    status, _, _ = await console.post("/console/customers/12/edit/tariff_remove",
+                                      {"csrf": token, "prefix": "5511", "connection": ""})
+    assert status == 404  # nothing to remove: no audit row
+    assert len(_audit(live, 12)) == audits + 3
+
+
+async def test_block_and_unblock_a_number(console: Client, live: Live) -> None:
+    token = await console.csrf("/console/customers/12")
+    status, page, _ = await console.post("/console/customers/12/edit/blocklist_add", {"csrf": token, "number": "123"})
+    assert status == 400
+    (said,) = _load_says("customers", {"id": 12, "name": "x", "blocklist": ["123"]})
+    assert said.split(": ", 1)[1] in html.unescape(page)  # "blocklist[0]: not a phone number (8 to 15 digits): '123'"
+    try:
+        status, _, r = await console.post("/console/customers/12/edit/blocklist_add",
+                                          {"csrf": token, "number": "(11) 98765-0501"})
+        assert status == 303 and r.headers["location"] == "/console/customers/12#blocklist"
+        assert live.sql("SELECT number FROM blocklist WHERE customer_id = 12") == [("5511987650501",)]
+        row = _audit(live, 12)[-1]
+        assert (row[0], row[1], json.loads(row[2]), json.loads(row[3])) == (
+            OPERATOR, "blocklist_add", [], ["5511987650501"])
+        await console.code_becomes("260", BACKUP_TOKEN, "11987650501")
+    finally:
+        status, _, _ = await console.post("/console/customers/12/edit/blocklist_remove",
+                                          {"csrf": token, "number": "5511987650501"})
+    assert status == 303 and live.sql("SELECT number FROM blocklist WHERE customer_id = 12") == []
+    assert _audit(live, 12)[-1][1] == "blocklist_remove"
+    await console.code_becomes("0", BACKUP_TOKEN, "11987650501")
+
+
+async def _text_code_becomes(console: Client, code: str, text: str) -> None:
+    deadline = time.monotonic() + 5  # on PostgreSQL a change reaches the catalog within ~1 s
+    while (got := (await console.send(BACKUP_TOKEN, dest="11987650601", message=text, httpdup="0"))["status_code"]) \
+            != code:
+        assert time.monotonic() < deadline, f"still {got}, expected {code}"
+        await asyncio.sleep(0.2)
+
+
+async def test_add_edit_and_remove_models(console: Client, live: Live) -> None:
+    bank = "Bradesco: seu pedido 42 saiu"  # the bank-impersonation filter blocks it (270) unless a model fits
+    await _text_code_becomes(console, "270", bank)
+    token = await console.csrf("/console/customers/12?lang=pt")
+    status, page, _ = await console.post("/console/customers/12/edit/model_add", {"csrf": token, "text": "   "})
+    assert status == 400 and "Não salvo: models[0]: must not be blank" in page
+    (said,) = _load_says("customers", {"id": 12, "name": "x", "models": ["   "]})
+    assert said.endswith(": models[0]: must not be blank")
+    try:
+        status, _, r = await console.post("/console/customers/12/edit/model_add",
+                                          {"csrf": token, "text": "Bradesco: seu pedido {n} saiu"})
+        assert status == 303 and r.headers["location"] == "/console/customers/12#models"
+        await _text_code_becomes(console, "0", bank)
+        status, _, _ = await console.post("/console/customers/12/edit/model_edit",
+                                          {"csrf": token, "old": "Bradesco: seu pedido {n} saiu",
+                                           "text": " Bradesco avisa {x} "})
+        assert status == 303
+        assert live.sql("SELECT text FROM models WHERE customer_id = 12") == [("Bradesco avisa {x}",)]
+        await _text_code_becomes(console, "270", bank)
+        row = _audit(live, 12)[-1]
+        assert (row[0], row[1], json.loads(row[2]), json.loads(row[3])) == (
+            OPERATOR, "model_edit", ["Bradesco: seu pedido {n} saiu"], ["Bradesco avisa {x}"])
+        _, page, _ = await console.get("/console/customers/12?lang=pt")
+        assert "Modelos salvos." in page and "modelo alterado" in page
+        status, _, _ = await console.post("/console/customers/12/edit/model_edit",
+                                          {"csrf": token, "old": "gone", "text": "y"})
+        assert status == 404
+    finally:
+        status, _, _ = await console.post("/console/customers/12/edit/model_remove",
+                                          {"csrf": token, "text": "Bradesco avisa {x}"})
+    assert status == 303 and live.sql("SELECT text FROM models WHERE customer_id = 12") == []
+    assert _audit(live, 12)[-1][1] == "model_remove"
+    status, _, _ = await console.post("/console/customers/12/edit/nonsense", {"csrf": token})
+    assert status == 404

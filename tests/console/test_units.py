@@ -17,8 +17,8 @@ from pombo.cli import main
 from pombo.config import Settings
 from pombo.console import i18n, security
 from pombo.console.actions import _next, parse_amount
-from pombo.console.sampler import RejectionSampler
 from pombo.domain import money
+from pombo.domain.customer_edits import ACTIONS
 from pombo.domain.numbers import number_forms
 from pombo.services.operator import lock_name
 from pombo.services.operator_reads import safe_url
@@ -80,6 +80,7 @@ def test_every_label_used_by_a_template_exists_in_both_languages() -> None:
     used |= {f"cause_{c}" for c in ("topup", "opening", "message", "refund")}
     used |= {f"eng_{s}" for s in ("ok", "failing", "skipped", "idle")}
     used |= {f"kind_{k}" for k in ("ok", "rejected", "not_sent", "unknown", "claimed", "expired")}
+    used |= {f"audit_{a}" for a in ACTIONS} | {f"edit_done_{s}" for s in ("tariffs", "blocklist", "models")}
     used |= {f"login_{c}" for c in (131, 132, 199)} | {f"health_{h}" for h in ("ok", "degraded", "down", "idle", "off")}
     missing = sorted(used - set(i18n.LABELS))
     assert missing == []
@@ -151,19 +152,6 @@ def test_first_id_since_finds_the_window_despite_gaps(tmp_path: Path) -> None:
     engine.dispose()
 
 
-def test_sampler_counts_only_what_came_after_the_first_look() -> None:
-    counters = {240: 5.0}
-    sampler = RejectionSampler(read=lambda: dict(counters))
-    sampler.observe(600.0)  # baseline: the 5 earlier rejections have no minute to go to
-    counters[240], counters[250] = 7.0, 1.0
-    sampler.observe(615.0)
-    counters[240] = 8.0
-    sampler.observe(665.0)
-    assert sampler.minutes == {10: {240: 2, 250: 1}, 11: {240: 1}}
-    sampler.observe(600.0 + 3600 * 2)
-    assert sampler.minutes == {}
-
-
 def test_operator_add_command(tmp_path: Path) -> None:
     env = {"POMBO_DATABASE_URL": f"sqlite:///{tmp_path / 'p.db'}"}
     runner = CliRunner()
@@ -186,3 +174,12 @@ def test_operator_add_command(tmp_path: Path) -> None:
     assert asyncio.run(verify("ana", "another-one"))
     assert not asyncio.run(verify("ana", "long-enough"))
     assert not asyncio.run(verify("nobody", "another-one"))
+
+
+def test_every_console_edit_has_a_form_and_an_audit_label() -> None:
+    from pombo.console.actions import EDITS
+
+    assert set(EDITS) == set(ACTIONS)
+    page = (TEMPLATES / "customer.html").read_text()
+    for action in ACTIONS:
+        assert f"/edit/{action}" in page, action

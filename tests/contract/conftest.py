@@ -52,7 +52,8 @@ def base_doc(*, shop_balance: str = "20.00", reseller_balance: str = "500.00", o
 def spec(customer_id: int = SHOP, *, dest: str = DEST, now: float = T0, httpdup: int = 0,
          night_since: float | None = None, night_limit: int | None = None,
          debits: Sequence[tuple[int, int]] | str | None = "chain", notify_url: str | None = None,
-         ctid: str | None = None, text: str = "hello") -> AcceptSpec:
+         ctid: str | None = None, text: str = "hello", text_received: str | None = None,
+         segments: int = 1) -> AcceptSpec:
     """A send as make_sms would hand it to the store (the chain's prices by default)."""
     if debits == "chain":
         chains = {SHOP: [(SHOP, SHOP_PRICE), (RESELLER, RESELLER_PRICE)], RESELLER: [(RESELLER, RESELLER_PRICE)],
@@ -62,7 +63,8 @@ def spec(customer_id: int = SHOP, *, dest: str = DEST, now: float = T0, httpdup:
     return AcceptSpec(
         customer_id=customer_id, user_id=None, dest=dest, text=text, ctid=ctid, cp_id=None, cd_id=None,
         sender=None, connection="sim", httpdup=httpdup, night_since=night_since, night_limit=night_limit,
-        debits=debits, cost=100, segments=1, encoding="GSM-7", now=now, notify_url=notify_url,
+        debits=debits, cost=100, segments=segments, encoding="GSM-7", now=now, notify_url=notify_url,
+        text_received=text_received,
     )
 
 

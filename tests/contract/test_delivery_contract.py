@@ -361,3 +361,32 @@ async def test_per_customer_claims_take_turns(shop: Store) -> None:
     assert [e["customer_id"] for e in claimed] == [SHOP, OTHER, SHOP]
     rest = await shop.due_callbacks(now=T0 + 10, lease=30, limit=10, per_customer=2)
     assert [e["message_id"] for e in rest] == [mine[2], mine[3]]
+
+
+# ------------------------------------------------------------ Kannel's parts against the charge (issue 13)
+
+
+async def test_parts_are_counted_and_judged_once(shop: Store) -> None:
+    """count_part counts final receipts of multi-part messages on their own connection only;
+    settle_parts takes out those whose first receipt is old enough and returns, once, those
+    with fewer parts than segments, which also count in the connection's part warnings."""
+    short = await accepted(shop, segments=2, dest="5511987650011")
+    full = await accepted(shop, segments=3, dest="5511987650012")
+    single = await accepted(shop, segments=1, dest="5511987650013")
+    late = await accepted(shop, segments=2, dest="5511987650014")
+    for message_id, receipts in ((short, 1), (full, 3), (single, 1)):
+        for i in range(receipts):
+            await shop.count_part(connection="sim", message_id=message_id, now=T0 + 10 + i)
+    await shop.count_part(connection="other", message_id=late, now=T0 + 10)  # not its connection
+    await shop.count_part(connection="sim", message_id=999_999, now=T0 + 10)  # unknown
+    await shop.count_part(connection="sim", message_id=late, now=T0 + 50)
+    assert await shop.settle_parts(before=T0 + 10, now=T0 + 60) == []
+    judged = await shop.settle_parts(before=T0 + 40, now=T0 + 70)
+    assert judged == [{"message_id": short, "connection": "sim", "segments": 2, "parts": 1}]
+    assert await shop.settle_parts(before=T0 + 40, now=T0 + 80) == []
+    assert await shop.settle_parts(before=T0 + 100, now=T0 + 110) == [
+        {"message_id": late, "connection": "sim", "segments": 2, "parts": 1}]
+    if hasattr(shop, "part_warnings"):  # the SQL stores: the console reads it
+        warnings = await shop.part_warnings()
+        assert {k: warnings["sim"][k] for k in ("count", "message_id", "segments", "parts", "at")} == {
+            "count": 2, "message_id": late, "segments": 2, "parts": 1, "at": T0 + 110}

@@ -46,9 +46,20 @@ async def test_an_accepted_send_writes_the_row_the_ports_read(shop: Store) -> No
         "cp_id": None, "cd_id": None, "sender": None, "connection": "sim", "status_code": 1,
         "upstream_id": None, "value": SHOP_PRICE, "cost": 100, "segments": 1, "encoding": "GSM-7",
         "delivery": "pending", "return_log": None, "created_at": T0, "updated_at": T0, "sent_at": None,
-        "final_at": None,
+        "final_at": None, "text_received": None,
     }
     assert type(row["id"]) is int and type(row["created_at"]) is float and type(row["value"]) is int
+
+
+async def test_the_body_as_received_is_kept_beside_the_body_as_sent(shop: Store) -> None:
+    """SPEC §13: the log's text is the body as sent; the body as received only where it differs."""
+    received = "Olá! Promoção de verão: ação até amanhã 😀 " + "ç" * 2000
+    message_id = await accepted(shop, text="Ola! Promocao", text_received=received)
+    row = await shop.get_message(customer_id=SHOP, message_id=message_id)
+    assert row is not None
+    assert (row["text"], row["text_received"]) == ("Ola! Promocao", received)
+    (paged,) = await shop.messages_page(customer_id=SHOP, start=T0 - 1, end=T0 + 1, after_id=0, limit=10)
+    assert paged["text_received"] == received
 
 
 # ------------------------------------------------------------ the order of the checks

@@ -96,6 +96,11 @@ T = {
     "night3a": "tok-night-limit3-c-062",
     "night3b": "tok-night-limit3-c-063",
     "fold": "tok-fold-accents-c-080",
+    # issue 13: what wavy and http connections receive against what is charged
+    "wavykeep": "tok-wavy-keep-acc-c-081",
+    "wavyfold": "tok-wavy-fold-acc-c-082",
+    "httpkeep": "tok-http-keep-acc-c-083",
+    "httpfold": "tok-http-fold-acc-c-084",
 }
 
 USERS = {
@@ -274,6 +279,10 @@ def provisioning(upstream_url: str) -> dict[str, Any]:
         cust(60, "Cadeia sem saldo", "deepnocredit", parent=57, balance="10.00"),
         cust(59, "Queda", "crash", balance="10.00"),
         cust(80, "Acentos dobrados", "fold", parent=10, balance="10.00", accents="fold"),
+        cust(81, "Wavy acentos", "wavykeep", sms_provider="wavy", balance="10.00"),
+        cust(82, "Wavy dobra", "wavyfold", sms_provider="wavy", balance="10.00", accents="fold"),
+        cust(83, "HTTP acentos", "httpkeep", sms_provider="matrix", balance="10.00"),
+        cust(84, "HTTP dobra", "httpfold", sms_provider="matrix", balance="10.00", accents="fold"),
         cust(61, "Noturna 1", "night1", balance="10.00", night_window="00:00-23:59",
              night_limit=1),
         cust(62, "Noturna 3a", "night3a", balance="10.00", night_window="00:00-23:59",
@@ -289,6 +298,7 @@ def provisioning(upstream_url: str) -> dict[str, Any]:
         _tariff(11, "5511", "0.0700", "wavy"),
         _tariff(12, "55", "0.0800"),
         _tariff(80, "55", "0.0800"),
+        *[_tariff(c, "55", "0.0800") for c in (81, 82, 83, 84)],
         _tariff(13, "55", "0.0900"),
         _tariff(13, "1", "0.2000"),
         _tariff(14, "55", "0.0800"),

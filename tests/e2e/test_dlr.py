@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import time
 import urllib.parse
 
 import pytest
 
-from tests.e2e.conftest import SECRETS, T, expect
+from tests.e2e.conftest import SECRETS, T, expect, spawn
 
 
 def _kannel_send(pombo):
@@ -223,3 +224,34 @@ def test_generated_dlr_secret(pombo):
     assert _delivery(pombo, cdls, tok) == "pending"
     _ok(_hit(pombo, url, 1))
     assert _delivery(pombo, cdls, tok) == "delivered"
+
+
+def test_kannel_sending_fewer_parts_than_charged_is_warned(pombo):
+    """Issue 13: a Kannel at its sendsms-user defaults (max-messages 1, no concatenation) sends a
+    300-character body as one part and reports that one part; Pombo charged 2 segments. Once
+    the receipts settle (POMBO_KANNEL_PARTS_SETTLE), the next Kannel report warns in the log,
+    naming the message and the numbers, never the text or a secret. A body Kannel sent in all
+    its parts (a receipt for each) is not warned about."""
+    with spawn(pombo, POMBO_KANNEL_PARTS_SETTLE="0.5") as (other, _server):
+        cut_dest, whole_dest, short_dest = other.dest(), other.dest(), other.dest()
+        cut = expect(other.send(T["money"], cut_dest, "k" * 300), 0)["cdls_id"]
+        whole = expect(other.send(T["money"], whole_dest, "w" * 300), 0)["cdls_id"]
+        short = expect(other.send(T["money"], short_dest, "oi"), 0)["cdls_id"]
+        assert [int(other.message(T["money"], c)["segments"]) for c in (cut, whole, short)] == [2, 2, 1]
+        urls = {c: other.wait_sent("kannel", "55" + d)[0].query["dlr-url"]
+                for c, d in ((cut, cut_dest), (whole, whole_dest), (short, short_dest))}
+        for cdls, parts in ((cut, 1), (whole, 2)):
+            _ok(_hit(other, urls[cdls], 8, "ACK/"))
+            for _ in range(parts):
+                _ok(_hit(other, urls[cdls], 1, RECEIPT.format("DELIVRD")))
+        time.sleep(0.8)
+        _ok(_hit(other, urls[short], 1, RECEIPT.format("DELIVRD")))  # a later report judges the others
+        deadline = time.monotonic() + 5
+        while "kannel_parts_short" not in other.server_log() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        lines = [line for line in other.server_log().splitlines() if "kannel_parts_short" in line]
+        assert len(lines) == 1, lines
+        assert f'"cdls_id": {cut}' in lines[0] or f"cdls_id={cut}" in lines[0], lines[0]
+        assert "charged_segments" in lines[0] and "reported_parts" in lines[0]
+        for leak in ("k" * 20, "kpass", SECRETS["velip"]):
+            assert leak not in lines[0]

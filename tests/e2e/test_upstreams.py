@@ -354,3 +354,68 @@ def test_tww_is_charged_for_the_ascii_it_sends(pombo):
     assert m["text"] == sent and m["encoding"] == "GSM-7" and int(m["segments"]) == 1
     after, _ = pombo.balance(T["tww"])
     assert before - after == Decimal(str(m["value"])) > 0
+
+
+# ----------------------------------------------------------------------------------------------
+# §13 / issue 13: what wavy and http connections receive is what the customer is charged for
+# ----------------------------------------------------------------------------------------------
+
+PRICE = Decimal("0.0800")  # customers 81-84, one tariff row, no reseller above them
+ACCENTED_100 = ("Promoção: ação válida até amanhã, não perca! " * 3)[:100]
+FOLDED_100 = ("Promocao: acao valida até amanha, nao perca! " * 3)[:100]  # é is GSM 03.38: it stays
+
+
+def _received_text(pombo, kind: str, norm: str) -> str:
+    req = _only(pombo, kind, norm)
+    return req.json["messageText"] if kind == "wavy" else req.json["body"]
+
+
+def _charged(pombo, token: str, dest: str, body: str, **params) -> tuple[dict, Decimal]:
+    before, _ = pombo.balance(token)
+    cdls = expect(pombo.send(token, dest, body, **params), 0)["cdls_id"]
+    after, _ = pombo.balance(token)
+    return pombo.message(token, cdls), before - after
+
+
+@pytest.mark.parametrize(("kind", "token"), [("wavy", "wavykeep"), ("http", "httpkeep")])
+def test_an_accented_100_character_body_is_two_ucs2_segments_as_sent(pombo, kind, token):
+    """accents: keep: the body goes as written, UCS-2: two segments received, two charged."""
+    d = pombo.dest()
+    m, paid = _charged(pombo, T[token], d, ACCENTED_100)
+    assert _received_text(pombo, kind, "55" + d) == ACCENTED_100 == m["text"]
+    assert (m["encoding"], int(m["segments"]), m["text_received"]) == ("UCS-2", 2, None)
+    assert paid == Decimal(str(m["value"])) == 2 * PRICE
+
+
+@pytest.mark.parametrize(("kind", "token"), [("wavy", "wavyfold"), ("http", "httpfold")])
+def test_a_fold_customers_accented_body_goes_and_is_charged_as_one_gsm7_segment(pombo, kind, token):
+    """accents: fold: the provider receives the folded body; one GSM-7 segment is charged, and
+    GetSMSStatus shows the body as sent and, beside it, the body as received."""
+    d = pombo.dest()
+    m, paid = _charged(pombo, T[token], d, ACCENTED_100)
+    assert _received_text(pombo, kind, "55" + d) == FOLDED_100 == m["text"]
+    assert (m["encoding"], int(m["segments"]), m["text_received"]) == ("GSM-7", 1, ACCENTED_100)
+    assert paid == Decimal(str(m["value"])) == PRICE
+
+
+CUTS = [
+    ("x" * 161, "x" * 160, "GSM-7"),
+    ("x" * 159 + "€" + "x", "x" * 159, "GSM-7"),  # the escape pair would straddle the end
+    ("€" * 81, "€" * 80, "GSM-7"),
+    ("ã" * 71, "ã" * 70, "UCS-2"),
+    ("ã" * 69 + "😀" + "ã", "ã" * 69, "UCS-2"),  # the surrogate pair would straddle the end
+    ("😀" * 36, "😀" * 35, "UCS-2"),
+    ("ação " * 20, ("ação " * 20)[:70], "UCS-2"),  # 100 accented characters: their first 70
+]
+
+
+@pytest.mark.parametrize(("kind", "token"), [("wavy", "wavykeep"), ("http", "httpkeep")])
+@pytest.mark.parametrize(("body", "cut", "encoding"), CUTS, ids=[f"{len(c[0])}-{c[2]}" for c in CUTS])
+def test_cuttext_sends_and_charges_one_segment_at_the_boundaries(pombo, kind, token, body, cut, encoding):
+    """§13 cuttext with the default limit: whole characters, one segment, what is received is
+    what is charged; GetSMSStatus keeps the body as received."""
+    d = pombo.dest()
+    m, paid = _charged(pombo, T[token], d, body, cuttext="1")
+    assert _received_text(pombo, kind, "55" + d) == cut == m["text"]
+    assert (m["encoding"], int(m["segments"]), m["text_received"]) == (encoding, 1, body)
+    assert paid == Decimal(str(m["value"])) == PRICE

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pombo.domain.accents import FOLDS, as_sent, fold_body, fold_char, fold_text
+from pombo.domain.accents import FOLDS, as_sent, fold_body, fold_char, fold_text, outbound_text
 from pombo.domain.text import (
     GSM7,
     GSM7_BASIC,
@@ -42,6 +42,8 @@ EMOJI = "\U0001f600"
         ("a" * 152 + "€" + "a" * 200, 300, 300, 2),  # the € moves to part 2; 300 chars fit in 2
         ("a" * 400, 153, 153, 1),
         ("ação " * 50, 160, 70, 1),
+        ("ã" * 66 + EMOJI + "ã" * 100, 300, 132, 2),  # the pair moves to part 2 (66 + 2 > 67)
+        ("a" * 152 + "€" + "b" * 300, 306, 304, 2),  # the ESC pair moves to part 2 (152 + 2 > 153)
         ("short", 160, 5, 1),
     ],
 )
@@ -140,3 +142,22 @@ def test_folding_is_idempotent(body: str) -> None:
 @given(st.text(max_size=200))
 def test_folding_never_costs_more_segments(body: str) -> None:
     assert segments(fold_body(body)) <= segments(body) or encoding_of(body) == GSM7
+
+
+@pytest.mark.parametrize(
+    ("body", "kind", "accents", "sent"),
+    [
+        ("Ação já", "kannel", "keep", "Ação já"),
+        ("Ação já", "kannel", "fold", "Acao ja"),  # á is not GSM 03.38 (à is)
+        ("Olá é à", "wavy", "fold", "Ola é à"),  # é and à are GSM 03.38: they stay
+        ("Ação já", "http", "keep", "Ação já"),
+        ("Ação já", "tww", "keep", "Acao ja"),  # TWW takes printable ASCII whatever the setting
+        ("Ação já", "tww", "fold", "Acao ja"),
+        ("Promoção 😀", "smpp", "fold", "Promoção 😀"),  # still not GSM-7 once folded: unfolded
+        ("Promoção 😀", "tww", "keep", "Promocao "),
+        ("€ {x}", "tww", "keep", "EUR {x}"),
+    ],
+)
+def test_outbound_text_is_what_each_kind_sends(body: str, kind: str, accents: str, sent: str) -> None:
+    """SPEC §13: the one place that decides the body a connection sends (and so what is charged)."""
+    assert outbound_text(body, kind=kind, accents=accents) == sent

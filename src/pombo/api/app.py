@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import hmac
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -15,6 +18,7 @@ from starlette.routing import Route
 
 from pombo import metrics
 from pombo.api import envelope as env
+from pombo.api.access import AccessLog
 from pombo.api.docs import docs_page
 from pombo.api.net import client_ip
 from pombo.api.openapi import openapi_document
@@ -25,7 +29,9 @@ from pombo.config import Settings, load_settings
 from pombo.console import console_mount
 from pombo.domain import codes
 from pombo.domain.codes import Rejection
+from pombo.domain.rejections import LOGGED, UNKNOWN_CUSTOMER, mask_token
 from pombo.errors import StoreUnavailable, new_error_id
+from pombo.services.auth import Credentials
 from pombo.services.dlr import Forbidden
 
 log = structlog.get_logger("pombo.api")
@@ -56,26 +62,30 @@ def api_endpoint(
                 body_timeout=services.settings.body_timeout,
             )
         except TooLarge:
-            response = env.envelope(codes.REQUEST_TOO_LARGE, codes.TEXTS[codes.REQUEST_TOO_LARGE], cdls_id="0")
-            metrics.ANSWERS.labels(name, "413").inc()
-            return response
+            metrics.answer(name, "413")
+            _unreadable(request, services, name, codes.REQUEST_TOO_LARGE, codes.TEXTS[codes.REQUEST_TOO_LARGE])
+            return env.envelope(codes.REQUEST_TOO_LARGE, codes.TEXTS[codes.REQUEST_TOO_LARGE], cdls_id="0")
         except SlowBody:
-            metrics.ANSWERS.labels(name, "408").inc()
+            metrics.answer(name, "408")
+            _unreadable(request, services, name, codes.REQUEST_TIMEOUT, codes.TEXTS[codes.REQUEST_TIMEOUT])
             return env.envelope(codes.REQUEST_TIMEOUT, codes.TEXTS[codes.REQUEST_TIMEOUT], cdls_id="0")
         except UnsupportedType as exc:
-            metrics.ANSWERS.labels(name, "400").inc()
-            return env.rejection(codes.unsupported_type(exc.ctype), cdls_id="0")
+            metrics.answer(name, "400")
+            rejection = codes.unsupported_type(exc.ctype)
+            _unreadable(request, services, name, rejection.code, rejection.status)
+            return env.rejection(rejection, cdls_id="0")
         except BadBody:
-            metrics.ANSWERS.labels(name, "400").inc()
+            metrics.answer(name, "400")
+            _unreadable(request, services, name, codes.BAD_REQUEST, codes.TEXTS[codes.BAD_REQUEST])
             return env.envelope(codes.BAD_REQUEST, codes.TEXTS[codes.BAD_REQUEST], cdls_id="0")
         try:
             response = await handler(request, services, params, body)
         except StoreUnavailable as exc:
             log.warning("store_unavailable", endpoint=name, error=str(exc))
-            metrics.ANSWERS.labels(name, "503").inc()
+            metrics.answer(name, "503")
             return env.unavailable()
         except Exception:
-            metrics.ANSWERS.labels(name, "500").inc()
+            metrics.answer(name, "500")
             return env.internal_error(log_bug("request_failed", endpoint=name))
         return response
 
@@ -83,9 +93,33 @@ def api_endpoint(
 
 
 async def make_sms(request: Request, services: Services, params: dict[str, str], _: bytes) -> Response:
-    result = await services.make_sms(params=params, creds=credentials(request, params, _ip(request, services)))
-    metrics.ANSWERS.labels("MakeSMS", str(result.code)).inc()
+    creds = credentials(request, params, _ip(request, services))
+    result = await services.make_sms(params=params, creds=creds)
+    metrics.answer("MakeSMS", str(result.code))
+    if result.code not in LOGGED:  # a rejection: counted and kept in memory, written later
+        services.rejections.record(
+            customer_id=result.customer_id, code=result.code, status=result.status, ip=creds.ip,
+            credential=_credential(creds), params=params,
+        )
     return env.envelope(result.code, result.status, cdls_id=str(result.cdls_id))
+
+
+def _credential(creds: Credentials) -> str:
+    """What identifies the caller in a stored rejection: a masked token, or the username."""
+    if creds.token is not None:
+        return mask_token(creds.token)
+    if creds.basic is not None:
+        return creds.basic[0][:64]
+    return ""
+
+
+def _unreadable(request: Request, services: Services, name: str, code: int, status: str) -> None:
+    """A MakeSMS body that could not be read is a rejection too (no parameters, no customer)."""
+    if name == "MakeSMS":
+        services.rejections.record(
+            customer_id=UNKNOWN_CUSTOMER, code=code, status=status, ip=_ip(request, services), credential="",
+            params={},
+        )
 
 
 async def get_user_id(request: Request, services: Services, params: dict[str, str], _: bytes) -> Response:
@@ -102,19 +136,19 @@ async def get_balance(request: Request, services: Services, params: dict[str, st
 
 def _answer(name: str, answer: dict[str, Any] | Rejection) -> Response:
     if isinstance(answer, Rejection):
-        metrics.ANSWERS.labels(name, str(answer.code)).inc()
+        metrics.answer(name, str(answer.code))
         return env.rejection(answer)
-    metrics.ANSWERS.labels(name, "0").inc()
+    metrics.answer(name, "0")
     return env.json_response({"return": answer})
 
 
 async def get_sms_status(request: Request, services: Services, params: dict[str, str], _: bytes) -> Response:
     answer = await services.status(params=params, creds=credentials(request, params, _ip(request, services)))
     if isinstance(answer, Rejection):
-        metrics.ANSWERS.labels("GetSMSStatus", str(answer.code)).inc()
+        metrics.answer("GetSMSStatus", str(answer.code))
         return env.rejection(answer)
     pagination, messages = answer
-    metrics.ANSWERS.labels("GetSMSStatus", "0").inc()
+    metrics.answer("GetSMSStatus", "0")
     return env.json_response(
         {"return": {"status": "OK", "status_code": "0", "pagination": pagination}, "messages": messages}
     )
@@ -157,10 +191,34 @@ async def healthz(request: Request) -> Response:
     return env.json_response(body)
 
 
+BALANCES_EVERY = 30.0  # the customers' available credit is read at most this often (per process)
+BALANCES_TIMEOUT = 3.0
+
+
+def metrics_allowed(request: Request, settings: Settings) -> bool:
+    """True without POMBO_METRICS_TOKEN; with it, only for `Authorization: Bearer <it>`
+    (compared in constant time)."""
+    if settings.metrics_token is None or not settings.metrics_token.get_secret_value():
+        return True
+    scheme, _, value = request.headers.get("authorization", "").partition(" ")
+    expected = settings.metrics_token.get_secret_value().encode()
+    return scheme.lower() == "bearer" and hmac.compare_digest(value.strip().encode(), expected)
+
+
 async def metrics_endpoint(request: Request) -> Response:
     services: Services = request.app.state.services
+    if not metrics_allowed(request, services.settings):
+        return Response(b"unauthorized\n", status_code=401, media_type="text/plain",
+                        headers={"WWW-Authenticate": 'Bearer realm="metrics"'})
     with contextlib.suppress(StoreUnavailable):
         metrics.connections(await services.dispatcher.report())
+    state = request.app.state
+    now = time.monotonic()
+    if now - getattr(state, "balances_at", float("-inf")) >= BALANCES_EVERY:
+        state.balances_at = now
+        # a database that is slow to answer never holds the scrape (the gauges keep their values)
+        with contextlib.suppress(StoreUnavailable, TimeoutError):
+            metrics.balances(await asyncio.wait_for(services.store.customer_summaries(), BALANCES_TIMEOUT))
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
 
@@ -196,12 +254,19 @@ class Gateway:
     Starlette's middleware, routing and Response cost ~a quarter of the CPU of a send);
     everything else, and the lifespan, goes through the Starlette app."""
 
-    def __init__(self, app: Starlette) -> None:
+    def __init__(self, app: Starlette, settings: Settings | None = None) -> None:
         self.app = app
         self.state = app.state
         self._make_sms = api_endpoint("MakeSMS", make_sms)
+        self._access = AccessLog(settings.trusted_proxies) if settings is not None and settings.access_log else None
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if self._access is not None and scope["type"] == "http":
+            await self._access.around(self._serve, scope, receive, send)
+            return
+        await self._serve(scope, receive, send)
+
+    async def _serve(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] == "http" and scope["path"] in MAKE_SMS_PATHS and scope["method"] in ("GET", "POST"):
             scope["app"] = self.app
             response = await self._make_sms(Request(scope, receive))
@@ -240,7 +305,7 @@ def create_app(settings: Settings | None = None, **build_options: Any) -> Gatewa
         console_mount(),  # the operator console under /console
     ]
     handlers = {404: not_routed, 405: not_routed}
-    return Gateway(Starlette(routes=routes, lifespan=lifespan, exception_handlers=handlers))
+    return Gateway(Starlette(routes=routes, lifespan=lifespan, exception_handlers=handlers), settings)
 
 
 async def not_routed(_: Request, exc: Exception) -> Response:

@@ -13,12 +13,16 @@ _STR = {"type": "string"}
 MAKE_SMS_PARAMS: list[tuple[str, str]] = [
     ("tsid", "Token (also `Authorization: Bearer` or `sid`; HTTP Basic accepted)."),
     ("dest", "Destination. With setbrasil=1: 0DDD9XXXXYYYY, DDD9XXXXYYYY or 55DDD9XXXXYYYY."),
-    ("message", "Body (aliases `text`, `msg_text`). At most the customer's limit (160)."),
+    ("message", "Body (aliases `text`, `msg_text`). At most the customer's limit (160). A customer with "
+                "`accents: fold` has accents replaced by plain letters (`ã`->`a`, `ç`->`c`) when that makes "
+                "the body GSM-7; a `tww` connection sends printable ASCII. The charge, `segments` and "
+                "`encoding` are those of the body as sent."),
     ("text", "Alias of message."),
     ("msg_text", "Alias of message."),
     ("ctid", "Your correlation id (cut to 64 characters)."),
     ("setbrasil", "1 (default): Brazilian mobile rules; 0: international, as given."),
-    ("cuttext", "1 or yes: cut the body to the limit instead of answering 238."),
+    ("cuttext", "1 or yes: cut the body to the limit, and to the segments the limit's GSM-7 characters take "
+                "(one at 160, accented or not), instead of answering 238."),
     ("httpdup", "Duplicate window in seconds (default 10, 0 disables, at most 600)."),
     ("from", "Sender id, for connections that support one."),
     ("cp_id", "Campaign id."),
@@ -75,7 +79,13 @@ def openapi_document() -> dict[str, Any]:
     ops = {
         "MakeSMS": _operation("Send one SMS", MAKE_SMS_PARAMS, SEND_CODES),
         "GetUserID": _operation("Introspect a token, or issue one (HTTP Basic + tsid=1)", AUTH_PARAMS, [400]),
-        "GetSMSStatus": _operation("Your message log: by cdls_id, ctid or date page", STATUS_PARAMS, [400]),
+        "GetSMSStatus": _operation(
+            "Your message log: by cdls_id, ctid or date page. Each message's `text` is the body as sent "
+            "(folded, cut, or ASCII for tww) and `text_received` the body as you sent it when that "
+            "differs, else null",
+            STATUS_PARAMS,
+            [400],
+        ),
         "GetBalance": _operation("Your balance and credit limit", AUTH_PARAMS, [400]),
     }
     for name, op in ops.items():
@@ -86,6 +96,17 @@ def openapi_document() -> dict[str, Any]:
             }
             del paths[path]["get"]["requestBody"]
     paths["/healthz"] = {"get": {"summary": "Liveness", "operationId": "healthz", "responses": {"200": {"description": "up"}}}}
+    paths["/metrics"] = {"get": {
+        "summary": "Prometheus metrics (text exposition format)",
+        "description": "When POMBO_METRICS_TOKEN is set, only `Authorization: Bearer <that token>` gets them; "
+                       "anything else answers 401.",
+        "operationId": "metrics",
+        "responses": {
+            "200": {"description": "the metrics", "content": {"text/plain": {"schema": {"type": "string"}}}},
+            "401": {"description": "POMBO_METRICS_TOKEN is set and the request did not carry it",
+                    "content": {"text/plain": {"schema": {"type": "string"}}}},
+        },
+    }}
     return {
         "openapi": "3.0.3",
         "info": {

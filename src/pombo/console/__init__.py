@@ -25,6 +25,8 @@ def console_routes() -> list[Route | Mount]:
         Route("/customers/{customer_id:int}", views.customer_page, methods=["GET"]),
         Route("/customers/{customer_id:int}/topup", actions.top_up, methods=["POST"]),
         Route("/customers/{customer_id:int}/tokens", actions.issue_token, methods=["POST"]),
+        Route("/customers/{customer_id:int}/accents", actions.set_accents, methods=["POST"]),
+        Route("/customers/{customer_id:int}/edit/{action}", actions.edit_customer, methods=["POST"]),
         Route("/customers/{customer_id:int}/tokens/{token_id:int}/revoke", actions.revoke_token, methods=["POST"]),
         Route("/messages", views.messages_page, methods=["GET"]),
         Route("/messages/{message_id:int}", views.message_page, methods=["GET"]),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable, Callable
 
 import structlog
 from starlette.requests import Request
@@ -10,6 +11,7 @@ from starlette.responses import Response
 
 from pombo.api.net import client_ip
 from pombo.console import security
+from pombo.console.views import render_customer
 from pombo.console.web import (
     ROOT,
     Refused,
@@ -24,8 +26,10 @@ from pombo.console.web import (
     set_cookie,
 )
 from pombo.domain import money
+from pombo.domain.accents import ACCENT_MODES
 from pombo.errors import NotFound
-from pombo.services.operator import MAX_USERNAME
+from pombo.ports import Row
+from pombo.services.operator import MAX_USERNAME, Operator, ProvisioningError
 
 log = structlog.get_logger("pombo.console")
 NOTE_MAX = 500
@@ -133,7 +137,7 @@ async def top_up(request: Request) -> Response:
     if customer is None:
         return page(request, "error.html", status=404, message_key="not_found")
     if error is not None:
-        return page(request, "customer.html", status=400, c=customer, form_error=error, amount=amount, note=note)
+        return await render_customer(request, status=400, form_error=error, amount=amount, note=note)
     operator = request.state.session.username
     try:
         balance = await operator_service(request).top_up(customer_id=customer_id, amount=units, note=note,
@@ -173,6 +177,20 @@ async def revoke_token(request: Request) -> Response:
 
 
 @operator_view
+async def set_accents(request: Request) -> Response:
+    customer_id: int = request.path_params["customer_id"]
+    accents = request.state.form.get("accents", "")
+    if accents not in ACCENT_MODES:
+        return page(request, "error.html", status=400, message_key="accents_invalid")
+    if not await operator_service(request).set_customer_accents(customer_id=customer_id, accents=accents):
+        return page(request, "error.html", status=404, message_key="not_found")
+    log.info("console_accents", operator=request.state.session.username, customer=customer_id, accents=accents)
+    response = see_other(f"{ROOT}/customers/{customer_id}#settings")
+    flash(response, request, "accents_done", accents=accents)
+    return response
+
+
+@operator_view
 async def set_connection(request: Request) -> Response:
     name: str = request.path_params["name"]
     enabled = request.state.form.get("enabled") == "1"
@@ -181,4 +199,51 @@ async def set_connection(request: Request) -> Response:
     log.info("console_connection", operator=request.state.session.username, connection=name, enabled=enabled)
     response = see_other(f"{ROOT}/connections")
     flash(response, request, "connection_on" if enabled else "connection_off", name=name)
+    return response
+
+
+# ---------------------------------------------------------------- tariffs, block list, models
+
+Edit = Callable[[Operator, int, dict[str, str], str], Awaitable[Row | None]]
+EDITS: dict[str, tuple[str, Edit]] = {  # form name: (the page's section, the change)
+    "tariff_set": ("tariffs", lambda op, cid, f, who: op.set_tariff(
+        customer_id=cid, prefix=f.get("prefix", "").strip(), value=f.get("value", "").strip(),
+        connection=f.get("connection", "").strip(), operator=who)),
+    "tariff_remove": ("tariffs", lambda op, cid, f, who: op.remove_tariff(
+        customer_id=cid, prefix=f.get("prefix", ""), connection=f.get("connection", ""), operator=who)),
+    "blocklist_add": ("blocklist", lambda op, cid, f, who: op.add_blocked(
+        customer_id=cid, number=f.get("number", ""), operator=who)),
+    "blocklist_remove": ("blocklist", lambda op, cid, f, who: op.remove_blocked(
+        customer_id=cid, number=f.get("number", ""), operator=who)),
+    "model_add": ("models", lambda op, cid, f, who: op.add_model(
+        customer_id=cid, text=f.get("text", ""), operator=who)),
+    "model_edit": ("models", lambda op, cid, f, who: op.edit_model(
+        customer_id=cid, old=f.get("old", ""), text=f.get("text", ""), operator=who)),
+    "model_remove": ("models", lambda op, cid, f, who: op.remove_model(
+        customer_id=cid, text=f.get("text", ""), operator=who)),
+}
+
+
+@operator_view
+async def edit_customer(request: Request) -> Response:
+    """One change of the customer's tariffs, block list or models: validated as `pombo load`
+    validates a file (400 with its message, nothing changed), with an audit row naming the
+    operator; every server reloads its catalog."""
+    customer_id: int = request.path_params["customer_id"]
+    action: str = request.path_params["action"]
+    if action not in EDITS:
+        return page(request, "error.html", status=404, message_key="not_found")
+    section, edit = EDITS[action]
+    form = {k: v for k, v in request.state.form.items() if k != "csrf"}
+    operator = request.state.session.username
+    try:
+        row = await edit(operator_service(request), customer_id, form, operator)
+    except ProvisioningError as exc:
+        return await render_customer(request, status=400, edit_error="; ".join(exc.errors), edit_form=action,
+                                     edit_values=form)
+    if row is None:
+        return page(request, "error.html", status=404, message_key="not_found")
+    log.info("console_edit", operator=operator, customer=customer_id, action=action, audit=row["id"])
+    response = see_other(f"{ROOT}/customers/{customer_id}#{section}")
+    flash(response, request, f"edit_done_{section}")
     return response

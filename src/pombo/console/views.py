@@ -19,6 +19,8 @@ from pombo.services.operator import MessageFilter
 from pombo.services.operator_reads import PAGE
 
 STATUS_CODES = (codes.OK, codes.WR, codes.PROVIDER_ERROR)
+REJECTIONS_SHOWN = 50
+AUDIT_SHOWN = 20
 CHECKS = (220, 230, 235, 238, 240, 260, 270, 244, 245, 255, 250)  # SPEC §4, in order
 
 
@@ -30,12 +32,17 @@ async def overview_page(request: Request) -> Response:
 @operator_view
 async def overview_data(request: Request) -> Response:
     now = time.time()
-    sampler = request.state.console.sampler
-    sampler.observe(now)
-    data = await operator_service(request).overview_numbers(now=now)
+    op = operator_service(request)
+    data = await op.overview_numbers(now=now)
+    # what every process wrote, and what this one counted since its last write
+    rejections = await op.rejection_minutes(since=now - 3600)
+    for minute, per_code in request.app.state.services.rejections.pending_minutes().items():
+        bucket = rejections.setdefault(minute, {})
+        for code, n in per_code.items():
+            bucket[code] = bucket.get(code, 0) + n
     lang = request.state.lang
     body = overview.build(
-        data, rejections=sampler.minutes, now=now, tz=request.app.state.services.settings.tz,
+        data, rejections=rejections, now=now, tz=request.app.state.services.settings.tz,
         t=i18n.translator(lang), fmt_money=lambda units: i18n.decimal_point(money.fmt(units), lang),
     )
     return JSONResponse(body, headers={"Cache-Control": "no-store"})
@@ -50,10 +57,32 @@ async def customers_page(request: Request) -> Response:
 
 @operator_view
 async def customer_page(request: Request) -> Response:
-    customer = await operator_service(request).customer(customer_id=request.path_params["customer_id"])
+    return await render_customer(request)
+
+
+async def render_customer(request: Request, *, status: int = 200, **context: Any) -> Response:
+    """The customer page (also re-shown, with its error, after a refused change)."""
+    op = operator_service(request)
+    customer = await op.customer(customer_id=request.path_params["customer_id"])
     if customer is None:
         return page(request, "error.html", status=404, message_key="not_found")
-    return page(request, "customer.html", c=customer, form_error=None, amount="", note="")
+    rq = request.query_params.get("rq", "")[:100]
+    totals = await op.rejection_totals(customer_id=customer["id"], since=time.time() - 86400)
+    recent = await op.rejections(customer_id=customer["id"], search=rq or None, limit=REJECTIONS_SHOWN)
+    audit = [_audit_shown(r) for r in await op.console_audit(customer_id=customer["id"], limit=AUDIT_SHOWN)]
+    values: dict[str, Any] = {"form_error": None, "amount": "", "note": "", "edit_error": None, "edit_form": "",
+                              "edit_values": {}}
+    return page(request, "customer.html", status=status, c=customer, rejection_totals=totals, rejections=recent,
+                rq=rq, audit=audit, **{**values, **context})
+
+
+def _audit_shown(row: dict[str, Any]) -> dict[str, Any]:
+    """An audit row as the page shows it: a tariff before and after, or a list's items that went
+    (before) and came (after)."""
+    before, after = row["before"], row["after"]
+    if isinstance(before, list) and isinstance(after, list):
+        before, after = [i for i in before if i not in after], [i for i in after if i not in before]
+    return {**row, "before": before, "after": after}
 
 
 def parse_filter(params: dict[str, str], tz: Any) -> tuple[MessageFilter, list[str]]:
@@ -163,6 +192,7 @@ async def connections_page(request: Request) -> Response:
     states = await operator.delivery_by_connection(now=now)
     engine = await request.app.state.services.dispatcher.report()
     recent = attempts.by_connection(await operator.recent_attempts())
+    short = await operator.part_warnings()
     for c in conns:
         h = health.get(c["name"], {"codes": {}})
         total = sum(h["codes"].values())
@@ -179,6 +209,7 @@ async def connections_page(request: Request) -> Response:
             health=_health(c["enabled"], total, errors),
             engine=engine.get(c["name"], attempts.IDLE),
             attempts=recent.get(c["name"], []),
+            parts_short=short.get(c["name"]),
         )
     return page(request, "connections.html", conns=conns)
 

@@ -16,7 +16,6 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
 from pombo.console import i18n, security
-from pombo.console.sampler import RejectionSampler
 from pombo.domain import money
 from pombo.services.operator import Operator
 
@@ -40,7 +39,6 @@ class ConsoleState:
 
     secret: bytes
     templates: jinja2.Environment
-    sampler: RejectionSampler
 
 
 def operator_service(request: Request) -> Operator:
@@ -56,9 +54,8 @@ async def console_state(request: Request) -> ConsoleState:
         secret = await operator_service(request).console_secret()
         current = getattr(app_state, "console", None)  # another request may have won meanwhile
         if current is None:
-            current = ConsoleState(secret, _templates(), RejectionSampler())
+            current = ConsoleState(secret, _templates())
             app_state.console = current
-            current.sampler.start(time.time, request.app.state.services.tasks)
     return current
 
 

@@ -35,6 +35,7 @@ from pombo.ports.runtime import (
     Outbox,
     Pacing,
     Queue,
+    RejectionLog,
     SendLedger,
     Upkeep,
     Waiting,
@@ -51,6 +52,7 @@ class Store(
     Queue,
     Pacing,
     AuthCounters,
+    RejectionLog,
     Upkeep,
     Admin,
     OperatorReads,
@@ -61,7 +63,7 @@ class Store(
     """Every port one database provides (SQLite, PostgreSQL, or the in-memory fake)."""
 
 
-class OperatorStore(Catalogs, AuthCounters, Admin, OperatorReads, LogStats, Operators, Protocol):
+class OperatorStore(Catalogs, AuthCounters, Admin, OperatorReads, LogStats, Operators, RejectionLog, Protocol):
     """What the operator service needs of a store."""
 
 
@@ -90,6 +92,7 @@ __all__ = [
     "Pacing",
     "ProvisionReport",
     "Queue",
+    "RejectionLog",
     "Row",
     "SendLedger",
     "Store",

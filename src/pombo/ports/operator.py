@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from pombo.domain.customer_edits import CustomerChange
 from pombo.domain.provisioning import Provisioning
 
 Row = dict[str, Any]
@@ -61,6 +62,23 @@ class Admin(Protocol):
 
     async def set_connection_enabled(self, *, name: str, enabled: bool) -> bool:
         """Enable or disable a connection; False when it does not exist."""
+        ...
+
+    async def set_customer_accents(self, *, customer_id: int, accents: str) -> bool:
+        """Set a customer's `accents` (keep | fold); False when the customer does not exist."""
+        ...
+
+    async def edit_customer(self, *, customer_id: int, change: CustomerChange, operator: str, now: float) -> Row | None:
+        """Apply one console change (already validated) and write its console_audit row, in one
+        transaction; bumps the configuration version. The audit row (as console_audit gives it),
+        or None, with nothing written, when the customer does not exist or the tariff, number or
+        model to remove or edit is not there."""
+        ...
+
+    async def console_audit(self, *, customer_id: int, limit: int) -> list[Row]:
+        """The customer's newest console_audit rows, newest first: id, operator, action,
+        customer_id, before and after (decoded JSON: a tariff {prefix, connection, value} or
+        None, or the whole list), created_at."""
         ...
 
     async def prune_log(self, *, before: float, now: float) -> dict[str, int]:
@@ -139,6 +157,10 @@ class OperatorReads(Protocol):
         customer_id, name, amount, cause, created_at), its reports (id, connection, state,
         raw, created_at) and its logged upstream attempts (id, connection, kind, raw, at), each
         oldest first. None when unknown."""
+        ...
+
+    async def part_warnings(self) -> dict[str, Row]:
+        """{connection: its count of messages sent in fewer parts than charged, and the latest}."""
         ...
 
     async def connections(self) -> list[Row]:

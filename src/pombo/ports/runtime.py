@@ -14,6 +14,7 @@ from typing import Any, Protocol
 from pombo.domain.catalog import Catalog
 from pombo.domain.codes import Rejection
 from pombo.domain.model import ConnectionConfig, OutboundSms, UpstreamAck
+from pombo.domain.rejections import RejectedRequest
 
 MessageRow = dict[str, Any]
 
@@ -40,6 +41,7 @@ class AcceptSpec:
     encoding: str
     now: float
     notify_url: str | None = None  # where state changes are pushed (rurl or the customer's)
+    text_received: str | None = None  # the body as the customer sent it, when `text` differs (SPEC §13)
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,6 +221,17 @@ class Deliveries(Protocol):
         """Keep a raw delivery report and move the message forward when allowed."""
         ...
 
+    async def count_part(self, *, connection: str, message_id: int, now: float) -> None:
+        """One more final receipt (Kannel sends one a part) for a message of more than one
+        segment sent through `connection`; nothing for a one-segment or unknown message."""
+        ...
+
+    async def settle_parts(self, *, before: float, now: float) -> list[MessageRow]:
+        """Take out of the count every message whose first receipt came before `before`; those
+        with fewer parts than segments are added to their connection's part warnings and
+        returned (connection, message_id, segments, parts), each once."""
+        ...
+
 
 class MessageLog(Protocol):
     """A customer's own message log (GetSMSStatus)."""
@@ -293,4 +306,29 @@ class Upkeep(Protocol):
 
     async def close(self) -> None:
         """Release connections."""
+        ...
+
+
+class RejectionLog(Protocol):
+    """Rejected requests (no message row): per-minute counts and each customer's latest few."""
+
+    async def record_rejections(
+        self, *, counts: Sequence[tuple[int, int, int, int]], events: Sequence[RejectedRequest], keep: int,
+        prune_before: float | None = None,
+    ) -> None:
+        """Add (minute, customer_id, code, n) to the counts, store the events, keep only the `keep`
+        newest of each customer that got one, and drop counts of minutes before `prune_before`."""
+        ...
+
+    async def rejection_counts(self, *, customer_id: int | None, since: float) -> list[MessageRow]:
+        """Rows {minute, customer_id, code, count} from the minute of `since` on (every customer
+        when None), by minute."""
+        ...
+
+    async def recent_rejections(
+        self, *, customer_id: int | None, code: int | None, search: str | None, limit: int
+    ) -> list[MessageRow]:
+        """The newest stored rejections first: {id, customer_id, created_at, code, status, ip,
+        credential, dest, params (a dict)}; `search` matches, case-blind, a part of the destination,
+        the parameters, the credential or the IP."""
         ...

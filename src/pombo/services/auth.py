@@ -210,3 +210,16 @@ def ip_allowed(customer: Customer, ip: str) -> bool:
     if address.version == 6 and address.ipv4_mapped is not None:
         address = address.ipv4_mapped
     return any(address in network for network in customer.ip_allowlist)
+
+
+def named_customer(creds: Credentials, catalog: Catalog) -> int:
+    """The customer the credentials name (a known token's, a known username's), whether or not
+    they authenticate; 0 when they name none. For refused requests only: support then finds a
+    customer's 110, 123, 142 or wrong-password answers under that customer."""
+    if creds.token:
+        token = catalog.tokens.get(credentials.hash_token(creds.token))
+        return token.customer_id if token is not None else 0
+    if creds.basic:
+        user = catalog.users_by_name.get(creds.basic[0])
+        return user.customer_id if user is not None else 0
+    return 0

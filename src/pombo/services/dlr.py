@@ -17,9 +17,12 @@ from pombo.domain import delivery
 from pombo.domain.delivery import StatusReport
 from pombo.domain.ints import uint
 from pombo.domain.model import ConnectionConfig
+from pombo.errors import StoreUnavailable
 from pombo.ports import Catalogs, Clock, Deliveries
 
 log = structlog.get_logger("pombo.dlr")
+# Kannel reports each part it sent with a final receipt (%d 1, 2, 16, 34, 66; %A stat: ...)
+PART_RECEIPTS = delivery.FINAL | {delivery.UNKNOWN}
 
 class ReportStore(Catalogs, Deliveries, Protocol):
     """What delivery reports need: the configuration and the deliveries."""
@@ -84,10 +87,18 @@ PARSERS: dict[str, Parser] = {"wavy": parse_wavy, "kannel": parse_kannel, "http"
 class DeliveryReports:
     """Authenticates pushed reports by the connection's secret and applies every report."""
 
-    def __init__(self, *, store: ReportStore, clock: Clock, on_report: Callable[[str, str], None] | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        store: ReportStore,
+        clock: Clock,
+        on_report: Callable[[str, str], None] | None = None,
+        parts_settle: float = 60.0,
+    ) -> None:
         self._store = store
         self._clock = clock
         self._on_report = on_report
+        self._parts_settle = parts_settle
 
     async def receive(
         self, *, connection: str, secret: str, params: Mapping[str, str], body: bytes
@@ -101,7 +112,39 @@ class DeliveryReports:
             raise Forbidden(connection)
         raw = _raw(params, body)
         parser = PARSERS.get(config.kind, parse_kannel)
-        return await self.apply(connection, [_with_raw(r, raw) for r in parser(config, params, body)])
+        reports = [_with_raw(r, raw) for r in parser(config, params, body)]
+        moved = await self.apply(connection, reports)
+        if config.kind == "kannel":
+            try:
+                await self._count_parts(connection, reports)
+            except StoreUnavailable as exc:  # the report itself is applied: the count is advisory
+                log.warning("kannel_parts_not_counted", connection=connection, error=str(exc))
+        return moved
+
+    async def _count_parts(self, connection: str, reports: list[StatusReport]) -> None:
+        """Kannel splits a long body itself and each part it sends has a final receipt of its
+        own: count them against the segments charged (issue 13)."""
+        for report in reports:
+            if report.message_id is not None and any(s in PART_RECEIPTS for s in report.states):
+                await self._store.count_part(connection=connection, message_id=report.message_id,
+                                             now=self._clock.now())
+        await self.settle_parts()
+
+    async def settle_parts(self) -> int:
+        """Judge the multi-part Kannel messages whose receipts have settled: each sent in fewer
+        parts than charged is warned about once (no text, no secrets); how many were."""
+        now = self._clock.now()
+        short = await self._store.settle_parts(before=now - self._parts_settle, now=now)
+        for row in short:
+            log.warning(
+                "kannel_parts_short",
+                connection=row["connection"],
+                cdls_id=int(row["message_id"]),
+                charged_segments=int(row["segments"]),
+                reported_parts=int(row["parts"]),
+                hint="set concatenation = true and max-messages >= the longest body's segments on Kannel's sendsms-user",
+            )
+        return len(short)
 
     async def apply(self, connection: str, reports: list[StatusReport]) -> int:
         """Keep each report and move its message forward, state by state."""

@@ -14,7 +14,7 @@ from pombo.domain.model import OutboundSms
 from pombo.domain.night import night_start
 from pombo.domain.send import Draft, notify_url, parse_request, run_checks
 from pombo.ports import AcceptSpec, Catalogs, Clock, SendLedger
-from pombo.services.auth import Authenticator, Credentials
+from pombo.services.auth import Authenticator, Credentials, named_customer
 from pombo.services.dispatch import Dispatcher
 from pombo.services.urlguard import UrlGuard
 
@@ -30,6 +30,7 @@ class SendResult:
     code: int
     status: str
     cdls_id: int = 0
+    customer_id: int = 0  # who asked, when the credentials named a customer (0: they did not)
 
 
 class MakeSms:
@@ -59,25 +60,26 @@ class MakeSms:
         catalog = await self._store.catalog()
         principal = await self._auth.authenticate(creds, catalog, need_send=True)
         if isinstance(principal, Rejection):
-            return _rejected(principal)
+            return _rejected(principal, named_customer(creds, catalog))
         draft = Draft(
             request=parse_request(params),
             customer=principal.customer,
             catalog=catalog,
             adm_customer_id=self._adm,
         )
+        customer_id = principal.customer.id
         rejection = run_checks(draft)
         if rejection is not None:
-            return _rejected(rejection)
+            return _rejected(rejection, customer_id)
         # after the checks of SPEC §4 that need no database, before any that do: nothing charged
         if draft.request.rurl is not None and not await self._guard.url_allowed(draft.request.rurl):
-            return _rejected(codes.RURL_NOT_ALLOWED)
+            return _rejected(codes.RURL_NOT_ALLOWED, customer_id)
         assert draft.connection is not None
         now = self._clock.now()
         spec = self._accept_spec(draft, user_id=principal.user_id, now=now)
         accepted = await self._store.accept(spec)
         if isinstance(accepted, Rejection):
-            return _rejected(accepted)
+            return _rejected(accepted, customer_id)
         sms = OutboundSms(
             id=accepted,
             dest=draft.dest,
@@ -93,7 +95,7 @@ class MakeSms:
             priority=priority_of(principal.customer.priority),
             segments=draft.segments,
         )
-        return SendResult(code, codes.TEXTS[code], accepted)
+        return SendResult(code, codes.TEXTS[code], accepted, customer_id)
 
     def _accept_spec(self, draft: Draft, *, user_id: int | None, now: float) -> AcceptSpec:
         customer = draft.customer
@@ -129,8 +131,9 @@ class MakeSms:
             encoding=draft.encoding,
             now=now,
             notify_url=notify_url(draft),
+            text_received=received if (received := request.text) != draft.body else None,
         )
 
 
-def _rejected(rejection: Rejection) -> SendResult:
-    return SendResult(rejection.code, rejection.status, 0)
+def _rejected(rejection: Rejection, customer_id: int = 0) -> SendResult:
+    return SendResult(rejection.code, rejection.status, 0, customer_id)

@@ -13,7 +13,9 @@ import secrets
 from typing import Any
 
 from pombo.domain import codes, credentials
-from pombo.domain.provisioning import Provisioning
+from pombo.domain.accents import ACCENT_MODES
+from pombo.domain.customer_edits import CustomerChange
+from pombo.domain.provisioning import Provisioning, ProvisioningError
 from pombo.ports import (
     AuthPolicy,
     MessageFilter,
@@ -23,9 +25,9 @@ from pombo.ports import (
 )
 from pombo.services.auth import verify_password
 from pombo.services.operator_reads import OperatorViews
-from pombo.services.provisioning import parse_document
+from pombo.services.provisioning import check_entry, parse_document
 
-__all__ = ["MessageFilter", "Operator", "OperatorAccount", "OperatorError", "lock_name"]
+__all__ = ["MessageFilter", "Operator", "OperatorAccount", "OperatorError", "ProvisioningError", "lock_name"]
 
 MIN_PASSWORD = 8
 MAX_USERNAME = 64
@@ -115,6 +117,66 @@ class Operator(OperatorViews):
         self._store.invalidate()
         return changed
 
+    async def set_customer_accents(self, *, customer_id: int, accents: str) -> bool:
+        """Set a customer's `accents` (SPEC §13: keep | fold); False when the customer does not
+        exist. Raises ValueError for any other value."""
+        if accents not in ACCENT_MODES:
+            raise ValueError(accents)
+        changed = await self._store.set_customer_accents(customer_id=customer_id, accents=accents)
+        self._store.invalidate()
+        return changed
+
+    # ------------------------------------------------------------ console edits (issue 17)
+
+    async def set_tariff(self, *, customer_id: int, prefix: str, value: str, connection: str, operator: str) -> Row | None:
+        """Put the customer's tariff for `prefix` (and `connection`, "" for any), validated as a
+        `tariffs` entry of `pombo load` (ProvisioningError); the audit row, None when unknown."""
+        entry: dict[str, Any] = {"customer": customer_id, "prefix": prefix, "value": value}
+        if connection:
+            entry["connection"] = connection
+        tariff = check_entry("tariffs", entry).tariffs[0]
+        change = CustomerChange("tariff_set", prefix=tariff.prefix, connection=tariff.connection or "",
+                                value=tariff.value)
+        return await self._edit(customer_id, change, operator)
+
+    async def remove_tariff(self, *, customer_id: int, prefix: str, connection: str, operator: str) -> Row | None:
+        """Remove one tariff; the audit row, or None when there is no such tariff."""
+        return await self._edit(customer_id, CustomerChange("tariff_remove", prefix=prefix, connection=connection),
+                                operator)
+
+    async def add_blocked(self, *, customer_id: int, number: str, operator: str) -> Row | None:
+        """Block a number, validated and normalised as a `blocklist` item of `pombo load`."""
+        (stored,) = _list_item(customer_id, "blocklist", [number])
+        return await self._edit(customer_id, CustomerChange("blocklist_add", item=stored), operator)
+
+    async def remove_blocked(self, *, customer_id: int, number: str, operator: str) -> Row | None:
+        """Unblock a stored number; None when it is not on the list."""
+        return await self._edit(customer_id, CustomerChange("blocklist_remove", item=number), operator)
+
+    async def add_model(self, *, customer_id: int, text: str, operator: str) -> Row | None:
+        """Approve a model text, validated as a `models` item of `pombo load`."""
+        (stored,) = _list_item(customer_id, "models", [text])
+        return await self._edit(customer_id, CustomerChange("model_add", item=stored), operator)
+
+    async def edit_model(self, *, customer_id: int, old: str, text: str, operator: str) -> Row | None:
+        """Replace a model's text (validated as for add_model); None when `old` is not a model."""
+        (stored,) = _list_item(customer_id, "models", [text])
+        return await self._edit(customer_id, CustomerChange("model_edit", item=old, new_item=stored), operator)
+
+    async def remove_model(self, *, customer_id: int, text: str, operator: str) -> Row | None:
+        """Withdraw a model; None when it is not there."""
+        return await self._edit(customer_id, CustomerChange("model_remove", item=text), operator)
+
+    async def console_audit(self, *, customer_id: int, limit: int = 20) -> list[Row]:
+        """The customer's newest console changes, newest first."""
+        return await self._store.console_audit(customer_id=customer_id, limit=limit)
+
+    async def _edit(self, customer_id: int, change: CustomerChange, operator: str) -> Row | None:
+        row = await self._store.edit_customer(customer_id=customer_id, change=change, operator=operator,
+                                              now=self._clock.now())
+        self._store.invalidate()
+        return row
+
     # ------------------------------------------------------------ upkeep and brute force
 
     async def prune_log(self, *, before: float) -> dict[str, int]:
@@ -193,3 +255,10 @@ class Operator(OperatorViews):
 
 def _lock_for(username: str, ip: str, browser: str | None) -> str:
     return lock_name(username, "browser:" + browser if browser is not None else "ip:" + ip)
+
+
+def _list_item(customer_id: int, key: str, items: list[str]) -> tuple[str, ...]:
+    """Items of a customer's `blocklist` or `models` as `pombo load` validates and stores them."""
+    spec = check_entry("customers", {"id": customer_id, "name": f"#{customer_id}", key: items}).customers[0]
+    stored: tuple[str, ...] = getattr(spec, key)
+    return stored

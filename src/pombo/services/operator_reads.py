@@ -125,6 +125,11 @@ class OperatorViews:
             "last_minute": await store.sends_since(since=now - 60),
         }
 
+    async def part_warnings(self) -> dict[str, Row]:
+        """{connection: how many messages Kannel sent in fewer parts than were charged, and the
+        latest one (message_id, segments, parts, at)} (issue 13)."""
+        return await self._store.part_warnings()
+
     async def connection_health(self, *, now: float) -> dict[str, dict[str, Any]]:
         """Per connection over the last hour: counts by status, answer time, waiting, last error."""
         return await self._store.connection_health(since=now - WINDOW)
@@ -136,3 +141,26 @@ class OperatorViews:
     async def delivery_by_connection(self, *, now: float) -> dict[str, dict[str, int]]:
         """{connection: {delivery state: count}} of the last hour's messages."""
         return await self._store.delivery_by_connection(since=now - WINDOW)
+
+    async def rejections(
+        self, *, customer_id: int | None = None, code: int | None = None, search: str | None = None,
+        limit: int = PAGE,
+    ) -> list[Row]:
+        """The newest kept rejections (tokens masked), matching every given filter."""
+        search = (search or "").strip()[:100] or None
+        return await self._store.recent_rejections(customer_id=customer_id, code=code, search=search, limit=limit)
+
+    async def rejection_minutes(self, *, customer_id: int | None = None, since: float) -> dict[int, dict[int, int]]:
+        """{minute: {code: count}} of the stored per-minute counts since `since`."""
+        out: dict[int, dict[int, int]] = {}
+        for r in await self._store.rejection_counts(customer_id=customer_id, since=since):
+            bucket = out.setdefault(r["minute"], {})
+            bucket[r["code"]] = bucket.get(r["code"], 0) + r["count"]
+        return out
+
+    async def rejection_totals(self, *, customer_id: int, since: float) -> list[tuple[int, int]]:
+        """[(code, count)] of one customer since `since`, the most frequent first."""
+        totals: dict[int, int] = {}
+        for r in await self._store.rejection_counts(customer_id=customer_id, since=since):
+            totals[r["code"]] = totals.get(r["code"], 0) + r["count"]
+        return sorted(totals.items(), key=lambda kv: (-kv[1], kv[0]))

@@ -355,3 +355,17 @@ def _warnings(result: Provisioning) -> Iterator[str]:
             yield f"{label}: routes to connection {spec.sms_provider!r}, which is disabled"
     if result.text_filter == ():
         yield "text_filter: the list is empty, so no text is blocked as bank impersonation"
+
+
+# --- one entry, as the console edits it ---------------------------------------------------
+
+
+def check_entry(section: str, entry: Mapping[str, Any]) -> Provisioning:
+    """One entry of `section`, validated exactly as `pombo load` validates it in a file (the
+    console's edits of tariffs, block lists and models: one set of rules). ProvisioningError
+    carries its problems as `pombo load` reports them, without the entry's label."""
+    try:
+        return parse_document({section: [dict(entry)]}, source="console")
+    except ProvisioningError as exc:
+        label = entry_label(section, 0, entry) + ": "
+        raise ProvisioningError([e.removeprefix(label) for e in exc.errors], source=exc.source) from None

@@ -117,6 +117,7 @@ def render(row: MessageRow, tz: ZoneInfo, *, scrub: Scrubber | None) -> dict[str
         "ctid": row["ctid"],
         "dest": row["dest"],
         "text": row["text"],
+        "text_received": row.get("text_received"),
         "status": codes.TEXTS[code],
         "status_code": str(code),
         "connection": row["connection"],

@@ -35,7 +35,7 @@ from tests.unit.services.conftest import (
 
 PAYLOAD_KEYS = {"cdls_id", "ctid", "dest", "text", "status", "status_code", "connection", "upstream_id", "value",
                 "segments", "encoding", "delivery", "created_at", "sent_at", "final_at", "cp_id", "cd_id", "from",
-                "return_log", "event_id", "occurred_at"}
+                "return_log", "event_id", "occurred_at", "text_received"}
 
 
 @dataclass

@@ -8,6 +8,7 @@ from typing import Any
 
 import orjson
 import pytest
+from structlog.testing import capture_logs
 
 from pombo.domain import codes, delivery
 from pombo.domain.delivery import StatusReport
@@ -234,3 +235,61 @@ async def test_a_rejected_report_refunds_the_chain_once(worlds: WorldMaker) -> N
                      if r["message_id"] == message_id and r["cause"] == "refund")
     assert refunds == [300, 500]
     assert world.message(message_id)["status_code"] == 0  # the caller was told OK
+
+
+# ------------------------------------------------------------ Kannel's parts against the charge (issue 13)
+
+
+async def long_on_kannel(worlds: WorldMaker, *bodies: str) -> tuple[World, list[int]]:
+    doc = base_document()
+    customer(doc, 11).update(sms_provider="kannel", max_length=1000)
+    world = await worlds(doc)
+    ids = []
+    for i, body in enumerate(bodies):
+        result = await world.send(dest=f"1198765432{i}", message=body)
+        assert result.code == codes.OK
+        ids.append(result.cdls_id)
+    return world, ids
+
+
+async def test_kannel_reporting_fewer_parts_than_charged_is_warned_once(worlds: WorldMaker) -> None:
+    """A Kannel at its sendsms-user defaults sends a 2-segment body as one 160-character part:
+    one final receipt comes back. Once the receipts settle, a warning names the message and
+    the numbers (never the text or a secret), and the connection's count grows by one."""
+    world, [short, full, single] = await long_on_kannel(worlds, "x" * 300, "ação " * 20, "hi")
+    assert [world.message(i)["segments"] for i in (short, full, single)] == [2, 2, 1]
+    for message_id, receipts in ((short, 1), (full, 2), (single, 1)):
+        assert await push(world, "kannel", id=str(message_id), type="8", answer="ACK/") in (0, 1)  # not a part
+        for _ in range(receipts):
+            await push(world, "kannel", id=str(message_id), type="1", answer="id:9 sub:001 dlvrd:001 stat:DELIVRD")
+    assert await world.dlr.settle_parts() == 0  # too early: another part's receipt may still come
+    world.clock.advance(61)
+    with capture_logs() as logs:
+        assert await world.dlr.settle_parts() == 1
+        assert await world.dlr.settle_parts() == 0  # once
+    [event] = [e for e in logs if e["event"] == "kannel_parts_short"]
+    assert (event["log_level"], event["connection"], event["cdls_id"]) == ("warning", "kannel", short)
+    assert (event["charged_segments"], event["reported_parts"]) == (2, 1)
+    assert "x" * 20 not in str(event) and "kannel-secret" not in str(event)
+    warning = world.store.t.part_warnings["kannel"]
+    assert (warning["count"], warning["message_id"], warning["segments"], warning["parts"]) == (1, short, 2, 1)
+    assert world.store.t.kannel_parts == {}
+
+
+async def test_a_kannel_report_settles_the_parts_of_earlier_messages(worlds: WorldMaker) -> None:
+    world, [first, second] = await long_on_kannel(worlds, "y" * 200, "z" * 200)
+    await push(world, "kannel", id=str(first), type="2")
+    world.clock.advance(61)
+    with capture_logs() as logs:
+        await push(world, "kannel", id=str(second), type="1")  # judges the first, not the second yet
+    assert [e["cdls_id"] for e in logs if e["event"] == "kannel_parts_short"] == [first]
+    assert list(world.store.t.kannel_parts) == [second]
+
+
+async def test_parts_are_counted_for_kannel_connections_only(worlds: WorldMaker) -> None:
+    doc = base_document()
+    customer(doc, 11).update(sms_provider="http", max_length=1000)
+    world = await worlds(doc)
+    result = await world.send(message="w" * 200)
+    await push(world, "http", id=str(result.cdls_id), status="delivered")
+    assert world.store.t.kannel_parts == {}

@@ -3,7 +3,6 @@ upstream's outcome, and what is charged and logged (SPEC §2-§6, §13)."""
 
 from __future__ import annotations
 
-import importlib.util
 from typing import Any
 
 import pytest
@@ -300,18 +299,39 @@ async def test_cuttext_cuts_to_the_limit_instead_of_238(world: World) -> None:
     assert (too_long.code, too_long.status) == (238, "Text 200 ch more than 160 ch")
 
 
-@pytest.mark.xfail(
-    importlib.util.find_spec("pombo.domain.accents") is None,
-    strict=True,
-    reason="SPEC §13 cuttext (cut to the segments max_length GSM-7 characters take) is on main "
-    "(dcfafea), not on this branch's base: here cuttext cuts to max_length characters only",
-)
 async def test_cuttext_cuts_an_accented_body_to_one_segment(world: World) -> None:
     body = "ação " * 20  # 100 characters, UCS-2
     result = await world.send(message=body, cuttext="1")
     row = world.message(result.cdls_id)
     assert (row["text"], row["segments"], row["encoding"]) == (body[:70], 1, "UCS-2")
     assert row["value"] == 500
+
+
+@pytest.mark.parametrize(
+    ("accents", "provider", "body", "cuttext", "sent"),
+    [
+        ("keep", "velip", "Olá, tudo bem?", "0", "Olá, tudo bem?"),
+        ("fold", "velip", "Olá, tudo bem?", "0", "Ola, tudo bem?"),
+        ("fold", "velip", "Olá 😀", "0", "Olá 😀"),
+        ("keep", "velip", "ação " * 20, "1", ("ação " * 20)[:70]),
+        ("keep", "velip", "x" * 160, "1", "x" * 160),
+        ("keep", "tww", "Ação já", "0", "Acao ja"),
+        ("keep", "tww", "plain", "0", "plain"),
+    ],
+)
+async def test_the_log_keeps_the_body_as_received_only_where_it_differs(
+    worlds: WorldMaker, accents: str, provider: str, body: str, cuttext: str, sent: str
+) -> None:
+    """SPEC §13 / issue 13 item 5: `text` is the body as sent, `text_received` the body as it came
+    when that differs (folded, cut, or ASCII for tww), else None."""
+    doc = base_document()
+    customer(doc, 11).update(accents=accents, sms_provider=provider)
+    world = await worlds(doc)
+    result = await world.send(message=body, cuttext=cuttext)
+    assert result.code == codes.OK
+    row = world.message(result.cdls_id)
+    assert row["text"] == sent
+    assert row["text_received"] == (None if sent == body else body)
 
 
 @pytest.mark.parametrize(

@@ -8,6 +8,7 @@ from typing import Any
 
 from pombo.adapters.memory.tables import Account, Row, StoredToken, Tables, json_copy
 from pombo.domain import codes, credentials
+from pombo.domain.customer_edits import CustomerChange, changed_list
 from pombo.domain.model import Token, User
 from pombo.domain.plan_checks import parents_first, reference_errors, routing_warnings
 from pombo.domain.provisioning import ConnectionSpec, CustomerSpec, Provisioning, UserSpec
@@ -155,6 +156,57 @@ class Operator:
         self.t.set_connection(name, enabled=enabled)
         self.t.bump_version()
         return True
+
+    async def set_customer_accents(self, *, customer_id: int, accents: str) -> bool:
+        """Set a customer's `accents` (keep | fold); False when the customer does not exist."""
+        account = self.t.accounts.get(customer_id)
+        if account is None:
+            return False
+        account.customer = replace(account.customer, accents=accents)
+        self.t.bump_version()
+        return True
+
+    async def edit_customer(self, *, customer_id: int, change: CustomerChange, operator: str, now: float) -> Row | None:
+        """One console change with its audit row; None when the customer or the item is not there."""
+        t = self.t
+        if customer_id not in t.accounts:
+            return None
+        before: Any
+        after: Any
+        if change.target == "tariff":
+            key = (customer_id, change.prefix, change.connection)
+            current = t.tariffs.get(key)
+            before = None if current is None else {"prefix": change.prefix, "connection": change.connection,
+                                                   "value": current}
+            if change.action == "tariff_remove":
+                if current is None:
+                    return None
+                del t.tariffs[key]
+                after = None
+            else:
+                assert change.value is not None
+                t.tariffs[key] = change.value
+                after = {"prefix": change.prefix, "connection": change.connection, "value": change.value}
+        else:
+            blocklist = change.target == "blocklist"
+            before = sorted(t.blocklists.get(customer_id, ())) if blocklist else list(t.models.get(customer_id, []))
+            after = changed_list(change, before)
+            if after is None:
+                return None
+            if blocklist:
+                t.blocklists[customer_id] = set(after)
+            else:
+                t.models[customer_id] = list(after)
+        row = {"id": t.next_id("console_audit"), "created_at": now, "operator": operator, "action": change.action,
+               "customer_id": customer_id, "before": json_copy(before), "after": json_copy(after)}
+        t.console_audit.append(row)
+        t.bump_version()
+        return dict(row)
+
+    async def console_audit(self, *, customer_id: int, limit: int) -> list[Row]:
+        """The customer's newest console_audit rows, newest first."""
+        rows = [dict(r) for r in reversed(self.t.console_audit) if r["customer_id"] == customer_id]
+        return rows[:limit]
 
     # ------------------------------------------------------------ the log and the brute-force state
 

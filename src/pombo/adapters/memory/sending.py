@@ -38,7 +38,7 @@ class SendPath:
             "upstream_id": None, "value": spec.debits[0][1], "cost": spec.cost, "segments": spec.segments,
             "encoding": spec.encoding, "delivery": delivery.PENDING, "return_log": None, "created_at": now,
             "updated_at": now, "sent_at": None, "final_at": None, "notify_url": spec.notify_url,
-            "reconcile_at": None,
+            "reconcile_at": None, "text_received": spec.text_received,
         }
         for customer_id, amount in spec.debits:
             t.add_ledger(customer_id, -amount, "message", message_id=message_id, now=now)
@@ -171,6 +171,30 @@ class SendPath:
             self._refund(found["id"], now)
         self.t.enqueue(found, now)
         return True
+
+    async def count_part(self, *, connection: str, message_id: int, now: float) -> None:
+        """One more final receipt for a multi-part message (Kannel sends one a part)."""
+        message = self.t.messages.get(message_id)
+        if message is None or message["connection"] != connection or message["segments"] <= 1:
+            return
+        counted = self.t.kannel_parts.setdefault(message_id, {
+            "message_id": message_id, "connection": connection, "segments": message["segments"], "parts": 0,
+            "first_at": float(now)})
+        counted["parts"] += 1
+
+    async def settle_parts(self, *, before: float, now: float) -> list[MessageRow]:
+        """Judge the counted messages whose first receipt came before `before`, once each."""
+        done = sorted(m for m, r in self.t.kannel_parts.items() if r["first_at"] < before)
+        short = []
+        for message_id in done:
+            r = self.t.kannel_parts.pop(message_id)
+            if r["parts"] < r["segments"]:
+                short.append({k: r[k] for k in ("message_id", "connection", "segments", "parts")})
+                seen = self.t.part_warnings.get(r["connection"], {"count": 0})
+                self.t.part_warnings[r["connection"]] = {
+                    "count": seen["count"] + 1, "message_id": message_id, "segments": r["segments"],
+                    "parts": r["parts"], "at": float(now)}
+        return short
 
     def _find(self, connection: str, message_id: int | None, upstream_id: str | None) -> Row | None:
         if message_id is not None:

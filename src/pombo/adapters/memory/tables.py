@@ -23,7 +23,7 @@ Row = dict[str, Any]
 MESSAGE_KEYS = (
     "id", "customer_id", "user_id", "dest", "text", "ctid", "cp_id", "cd_id", "sender", "connection",
     "status_code", "upstream_id", "value", "cost", "segments", "encoding", "delivery", "return_log",
-    "created_at", "updated_at", "sent_at", "final_at",
+    "created_at", "updated_at", "sent_at", "final_at", "text_received",
 )
 CALLBACK_KEYS = (
     "id", "event_id", "url", "status_code", "delivery", "attempts", "occurred_at", "customer_id", "message_id",
@@ -67,8 +67,13 @@ class Tables:
     messages: dict[int, Row] = field(default_factory=dict)  # by id, in id order
     ledger: list[Row] = field(default_factory=list)
     reports: list[Row] = field(default_factory=list)
+    kannel_parts: dict[int, Row] = field(default_factory=dict)  # message id -> its receipts so far
+    part_warnings: dict[str, Row] = field(default_factory=dict)  # connection -> count and latest
     auth_failures: list[Row] = field(default_factory=list)
     ip_blocks: dict[str, Row] = field(default_factory=dict)
+    rejection_counts: dict[tuple[int, int, int], int] = field(default_factory=dict)  # (minute, customer, code)
+    rejections: list[Row] = field(default_factory=list)  # oldest first
+    console_audit: list[Row] = field(default_factory=list)  # oldest first
     callbacks: dict[int, Row] = field(default_factory=dict)  # by id, in id order
     queue: dict[int, Row] = field(default_factory=dict)  # the upstream queue, by message id
     attempts: list[Row] = field(default_factory=list)  # the upstream attempts log

@@ -107,6 +107,15 @@ def set_connection_enabled(conn: Connection, *, name: str, enabled: bool) -> boo
     return True
 
 
+def set_customer_accents(conn: Connection, *, customer_id: int, accents: str) -> bool:
+    """A customer's `accents` (keep | fold); every server reloads its catalog. False if unknown."""
+    result = conn.execute(update(t.customers).where(t.customers.c.id == customer_id).values(accents=accents))
+    if result.rowcount != 1:
+        return False
+    bump_version(conn)
+    return True
+
+
 # ---------------------------------------------------------------- the log grows forever
 
 
@@ -131,14 +140,20 @@ def prune_log(conn: Connection, *, before: float, now: float) -> dict[str, int]:
                 conn.execute(text(f'DELETE FROM upstream_attempts WHERE message_id IN (SELECT id FROM "{name}")'))
                 conn.execute(text(f'DROP TABLE "{name}"'))
                 dropped += 1
-    settled = select(t.messages.c.id).where(t.messages.c.created_at < before, t.messages.c.status_code != 1)
+    prunable = [t.messages.c.created_at < before, t.messages.c.status_code != 1]
+    if conn.dialect.name == "sqlite":
+        # SQLite's ids are rowids (max + 1, no AUTOINCREMENT): were the newest message deleted, its
+        # id would be handed out again, and the ledger rows that still name it would be refunded
+        # with the new message. The newest message stays; every other id keeps growing past it.
+        newest = conn.execute(select(func.max(t.messages.c.id))).scalar()
+        if newest is not None:
+            prunable.append(t.messages.c.id != newest)
+    settled = select(t.messages.c.id).where(*prunable)
     reports = conn.execute(t.dlr_reports.delete().where(t.dlr_reports.c.message_id.in_(settled))).rowcount
     attempts = conn.execute(
         t.upstream_attempts.delete().where(t.upstream_attempts.c.message_id.in_(settled))
     ).rowcount
-    deleted = conn.execute(
-        t.messages.delete().where(t.messages.c.created_at < before, t.messages.c.status_code != 1)
-    ).rowcount
+    deleted = conn.execute(t.messages.delete().where(*prunable)).rowcount
     kept = conn.execute(
         select(func.count()).select_from(t.messages).where(t.messages.c.created_at < before, t.messages.c.status_code == 1)
     ).scalar()

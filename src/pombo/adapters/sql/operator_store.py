@@ -13,8 +13,9 @@ from typing import Any, TypeVar
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from pombo.adapters.sql import admin, operators, provision, stats, views
+from pombo.adapters.sql import admin, edits, operators, provision, stats, views
 from pombo.adapters.sql.failures import check_sqlalchemy
+from pombo.domain.customer_edits import CustomerChange
 from pombo.domain.provisioning import Provisioning
 from pombo.ports import MessageFilter, OperatorAccount, ProvisionReport, Row
 
@@ -78,6 +79,19 @@ class OperatorSide:
         """Enable or disable a connection; False when it does not exist."""
         return await self._write(admin.set_connection_enabled, name=name, enabled=enabled)
 
+    async def set_customer_accents(self, *, customer_id: int, accents: str) -> bool:
+        """Set a customer's `accents` (keep | fold); False when the customer does not exist."""
+        return await self._write(admin.set_customer_accents, customer_id=customer_id, accents=accents)
+
+    async def edit_customer(self, *, customer_id: int, change: CustomerChange, operator: str, now: float) -> Row | None:
+        """One console change with its audit row; None when the customer or the item is not there."""
+        return await self._write(edits.edit_customer, customer_id=customer_id, change=change, operator=operator,
+                                 now=now)
+
+    async def console_audit(self, *, customer_id: int, limit: int) -> list[Row]:
+        """The customer's newest console_audit rows, newest first."""
+        return await self._read(edits.console_audit, customer_id=customer_id, limit=limit)
+
     async def prune_log(self, *, before: float, now: float) -> dict[str, int]:
         """Delete settled messages created before `before` (never one still waiting)."""
         return await self._write(admin.prune_log, before=before, now=now)
@@ -124,6 +138,10 @@ class OperatorSide:
     async def message_story(self, *, message_id: int) -> Row | None:
         """One message with its ledger rows and reports; None when unknown."""
         return await self._read(views.message_story, message_id=message_id)
+
+    async def part_warnings(self) -> dict[str, Row]:
+        """{connection: its count of messages sent in fewer parts than charged, and the latest}."""
+        return await self._read(views.part_warnings)
 
     async def connections(self) -> list[Row]:
         """Every connection by name with how many customers route to it."""

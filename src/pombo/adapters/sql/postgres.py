@@ -196,6 +196,7 @@ def _spec_json(spec: AcceptSpec) -> dict[str, Any]:
         "encoding": spec.encoding,
         "now": spec.now,
         "notify_url": spec.notify_url,
+        "text_received": spec.text_received,
     }
 
 

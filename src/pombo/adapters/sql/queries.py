@@ -3,7 +3,7 @@
 MESSAGE_COLUMNS = (
     "id, customer_id, user_id, dest, text, corr_id AS ctid, cp_id, cd_id, sender, connection, status_code, "
     "upstream_id, value, cost, segments, encoding, delivery, return_log, created_at, updated_at, "
-    "sent_at, final_at"
+    "sent_at, final_at, text_received"
 )
 CONFIG_VERSION = "SELECT value FROM meta WHERE key='config_version'"
 VERSIONS = "SELECT key, value FROM meta WHERE key IN ('config_version', 'token_version')"
@@ -22,8 +22,8 @@ CREDIT_OK = "SELECT balance>credit_limit FROM customers WHERE id=?"
 DEBIT = "UPDATE customers SET balance=balance-? WHERE id=?"
 INSERT_MESSAGE = (
     "INSERT INTO messages (customer_id, user_id, dest, text, corr_id, cp_id, cd_id, sender, connection, "
-    "status_code, value, cost, segments, encoding, delivery, created_at, updated_at, notify_url) "
-    "VALUES (?,?,?,?,?,?,?,?,?,1,?,?,?,?,'pending',?,?,?)"
+    "status_code, value, cost, segments, encoding, delivery, created_at, updated_at, notify_url, text_received) "
+    "VALUES (?,?,?,?,?,?,?,?,?,1,?,?,?,?,'pending',?,?,?,?)"
 )
 INSERT_LEDGER = (
     "INSERT INTO ledger (customer_id, amount, cause, message_id, created_at) VALUES (?,?,?,?,?)"
@@ -35,6 +35,21 @@ SETTLE_OK = (
 SETTLE_FAILED = (
     "UPDATE messages SET status_code=300, delivery='rejected', return_log=?, updated_at=?, "
     "final_at=? WHERE id=? AND status_code=1"
+)
+# Kannel's parts (issue 13): one row per multi-part message while its receipts come in
+COUNT_PART = (
+    "INSERT INTO kannel_parts (message_id, connection, segments, parts, first_at) "
+    "SELECT id, connection, segments, 1, CAST(? AS DOUBLE PRECISION) FROM messages "
+    "WHERE id=? AND connection=? AND segments>1 "
+    "ON CONFLICT (message_id) DO UPDATE SET parts=kannel_parts.parts+1"
+)
+SETTLE_PARTS = (
+    "DELETE FROM kannel_parts WHERE first_at<? RETURNING message_id, connection, segments, parts"
+)
+PART_WARNING = (
+    "INSERT INTO part_warnings (connection, count, message_id, segments, parts, at) VALUES (?,1,?,?,?,?) "
+    "ON CONFLICT (connection) DO UPDATE SET count=part_warnings.count+1, message_id=excluded.message_id, "
+    "segments=excluded.segments, parts=excluded.parts, at=excluded.at"
 )
 MESSAGE_DEBITS = "SELECT customer_id, amount FROM ledger WHERE message_id=? AND cause='message' ORDER BY customer_id"
 CREDIT_BACK = "UPDATE customers SET balance=balance-? WHERE id=?"

@@ -170,6 +170,7 @@ messages = Table(
     Column("final_at", Float, nullable=True),
     Column("notify_url", Text, nullable=True),  # the callback URL for this message (rurl or the customer's)
     Column("reconcile_at", Float, nullable=True),  # when a process last claimed it for reconciliation
+    Column("text_received", Text, nullable=True),  # the body as received, when `text` (as sent) differs
 )
 Index("ix_messages_dedup", messages.c.customer_id, messages.c.dest, messages.c.created_at)
 Index("ix_messages_customer_created", messages.c.customer_id, messages.c.created_at)
@@ -217,6 +218,31 @@ dlr_reports = Table(
 )
 Index("ix_dlr_reports_message", dlr_reports.c.message_id)
 
+# A multi-part message sent through Kannel, with the final receipts (one a part) reported so far;
+# judged once its parts settle, then deleted (migration 0011).
+kannel_parts = Table(
+    "kannel_parts",
+    metadata,
+    Column("message_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("connection", String(64), nullable=False),
+    Column("segments", Integer, nullable=False),
+    Column("parts", Integer, nullable=False),
+    Column("first_at", Float, nullable=False),
+)
+Index("ix_kannel_parts_first", kannel_parts.c.first_at)
+
+# Per connection: messages reported with fewer parts than were charged, and the latest one.
+part_warnings = Table(
+    "part_warnings",
+    metadata,
+    Column("connection", String(64), primary_key=True),
+    Column("count", BigInteger, nullable=False),
+    Column("message_id", BigInteger, nullable=False),
+    Column("segments", Integer, nullable=False),
+    Column("parts", Integer, nullable=False),
+    Column("at", Float, nullable=False),
+)
+
 auth_failures = Table(
     "auth_failures",
     metadata,
@@ -261,6 +287,21 @@ callbacks = Table(
 )
 Index("ix_callbacks_due", callbacks.c.state, callbacks.c.next_at)
 Index("ix_callbacks_message", callbacks.c.message_id, callbacks.c.id)
+
+# Every console change of a customer's tariffs, block list or models (migration 0015): who made
+# it, what it was, and the record before and after it as JSON.
+console_audit = Table(
+    "console_audit",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("created_at", Float, nullable=False),
+    Column("operator", String(64), nullable=False),
+    Column("action", String(32), nullable=False),
+    Column("customer_id", Integer, nullable=False),
+    Column("before", Text, nullable=True),
+    Column("after", Text, nullable=True),
+)
+Index("ix_console_audit_customer", console_audit.c.customer_id, console_audit.c.id)
 
 # Operators of the web console (`pombo operator add`). A session cookie issued before
 # `sessions_after` is void: logging out, or a new password, ends the operator's sessions.

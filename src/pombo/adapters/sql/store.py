@@ -18,6 +18,7 @@ from pombo.adapters.sql.batch import Batcher
 from pombo.adapters.sql.executor import Database, Executor
 from pombo.adapters.sql.operator_store import OperatorSide
 from pombo.adapters.sql.queue import SqlQueue
+from pombo.adapters.sql.rejections import RejectionSide
 from pombo.adapters.sql.snapshot import CatalogSide
 from pombo.domain import codes, delivery
 from pombo.domain.catalog import Catalog
@@ -29,7 +30,7 @@ CLAIM_SECONDS = 60.0  # how long a reconciliation claim keeps other processes aw
 SettleItem = tuple[int, str | None, str, float]  # (message id, upstream id, raw, now)
 
 
-class SqlStore(CatalogSide, SqlQueue, OperatorSide):
+class SqlStore(CatalogSide, SqlQueue, OperatorSide, RejectionSide):
     """What both engines share (the operator's ports among it). Subclasses provide the batched
     send path."""
 
@@ -185,6 +186,21 @@ class SqlStore(CatalogSide, SqlQueue, OperatorSide):
             await enqueue(tx, found["id"], now)
             return True
 
+    async def count_part(self, *, connection: str, message_id: int, now: float) -> None:
+        """One more final receipt for a multi-part message (Kannel sends one a part)."""
+        async with self.x.transaction() as tx:
+            await tx.execute(q.COUNT_PART, (now, message_id, connection))
+
+    async def settle_parts(self, *, before: float, now: float) -> list[MessageRow]:
+        """Judge the counted messages whose first receipt came before `before`, once each (the
+        DELETE claims them): fewer parts than segments go to the connection's part warnings."""
+        async with self.x.transaction() as tx:
+            rows = await tx.fetchall(q.SETTLE_PARTS, (before,))
+            short = sorted((r for r in rows if int(r["parts"]) < int(r["segments"])), key=lambda r: r["message_id"])
+            for r in short:
+                await tx.execute(q.PART_WARNING, (r["connection"], r["message_id"], r["segments"], r["parts"], now))
+        return [dict(r) for r in short]
+
     async def _report_target(
         self, tx: Executor, connection: str, message_id: int | None, upstream_id: str | None
     ) -> dict[str, Any] | None:
@@ -298,6 +314,7 @@ def message_values(spec: AcceptSpec) -> tuple[Any, ...]:
         spec.now,
         spec.now,
         spec.notify_url,
+        spec.text_received,
     )
 
 

@@ -130,6 +130,11 @@ def message_story(conn: Connection, *, message_id: int) -> Row | None:
     return msg
 
 
+def part_warnings(conn: Connection) -> dict[str, Row]:
+    """{connection: count, and the latest message sent in fewer parts than charged}."""
+    return {r["connection"]: r for r in _rows(conn, select(t.part_warnings))}
+
+
 def connections(conn: Connection) -> list[Row]:
     """Every connection by name (no credentials but its URL) with how many customers route to it."""
     c = t.connections.c
