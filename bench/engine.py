@@ -215,6 +215,8 @@ def run(args: argparse.Namespace, scratch: Path, db_url: str) -> int:
         ensure_pg_database(db_url)
     env = {k: v for k, v in os.environ.items() if not k.startswith("POMBO_")}
     env["POMBO_DATABASE_URL"] = db_url
+    if args.limit_concurrency:  # callers held up to ack_timeout: rate x ack_timeout of them at once
+        env["POMBO_LIMIT_CONCURRENCY"] = str(args.limit_concurrency)
     tokens = write_provisioning(scratch / "provisioning.yaml", up_port, args)
     r = subprocess.run([pombo_bin(), "load", str(scratch / "provisioning.yaml")], env=env, cwd=scratch,
                        capture_output=True, text=True, timeout=600)
@@ -297,6 +299,7 @@ def main() -> int:
     ap.add_argument("--ack-timeout", type=float, default=0.25)
     ap.add_argument("--database-url", default="")
     ap.add_argument("--workers", type=int, default=1)
+    ap.add_argument("--limit-concurrency", type=int, default=0, help="POMBO_LIMIT_CONCURRENCY (default 1000)")
     args = ap.parse_args()
     rate, seconds, conns = DEFAULTS[args.scenario]
     args.rate = args.rate or rate
