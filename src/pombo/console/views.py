@@ -10,7 +10,7 @@ from urllib.parse import urlencode
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from pombo.console import i18n, overview
+from pombo.console import attempts, i18n, overview
 from pombo.console.web import operator_service, operator_view, page
 from pombo.domain import codes, delivery, money
 from pombo.domain.ints import uint
@@ -155,7 +155,8 @@ async def message_page(request: Request) -> Response:
     msg = await operator_service(request).message_story(message_id=request.path_params["message_id"])
     if msg is None:
         return page(request, "error.html", status=404, message_key="not_found")
-    return page(request, "message.html", m=msg, events=_story(msg), checks=CHECKS, status_text=codes.TEXTS)
+    return page(request, "message.html", m=msg, events=_story(msg), checks=CHECKS, status_text=codes.TEXTS,
+                attempts=attempts.of_message(msg))
 
 
 def _story(m: dict[str, Any]) -> list[tuple[float | None, str, dict[str, Any]]]:
@@ -189,6 +190,8 @@ async def connections_page(request: Request) -> Response:
     conns = await operator.connections()
     health = await operator.connection_health(now=now)
     states = await operator.delivery_by_connection(now=now)
+    engine = await request.app.state.services.dispatcher.report()
+    recent = attempts.by_connection(await operator.recent_attempts())
     short = await operator.part_warnings()
     for c in conns:
         h = health.get(c["name"], {"codes": {}})
@@ -204,6 +207,8 @@ async def connections_page(request: Request) -> Response:
             latency=h.get("latency"),
             last_error=h.get("last_error"),
             health=_health(c["enabled"], total, errors),
+            engine=engine.get(c["name"], attempts.IDLE),
+            attempts=recent.get(c["name"], []),
             parts_short=short.get(c["name"]),
         )
     return page(request, "connections.html", conns=conns)

@@ -159,8 +159,9 @@ class OperatorReads(Protocol):
 
     async def message_story(self, *, message_id: int) -> Row | None:
         """One message (any customer) with customer_name, username, its ledger rows (id,
-        customer_id, name, amount, cause, created_at) and its reports (id, connection, state,
-        raw, created_at), both oldest first. None when unknown."""
+        customer_id, name, amount, cause, created_at), its reports (id, connection, state,
+        raw, created_at) and its logged upstream attempts (id, connection, kind, raw, at), each
+        oldest first. None when unknown."""
         ...
 
     async def part_warnings(self) -> dict[str, Row]:
@@ -196,6 +197,11 @@ class LogStats(Protocol):
     async def connection_health(self, *, since: float) -> dict[str, dict[str, Any]]:
         """{connection: {"codes": {status_code: count}, "latency": average answer seconds,
         "waiting": messages waiting now, "last_error": {id, return_log, updated_at} or None}}."""
+        ...
+
+    async def recent_attempts(self, *, limit: int) -> list[Row]:
+        """The newest `limit` rows of the upstream attempts log (id, message_id, connection,
+        kind, raw, at), newest first."""
         ...
 
     async def waiting_count(self) -> int:

@@ -123,7 +123,8 @@ NIGHT_KEPT = 2 * 86400.0  # seconds a night's cap counter outlives its start (a 
 
 
 def prune_log(conn: Connection, *, before: float, now: float) -> dict[str, int]:
-    """Delete settled messages created before `before` (epoch) and their raw reports.
+    """Delete settled messages created before `before` (epoch), their raw reports and their
+    upstream attempts.
 
     A message still waiting for its upstream outcome (status 1) is never touched. On
     PostgreSQL a whole monthly partition that ends before `before` and holds no waiting
@@ -139,6 +140,7 @@ def prune_log(conn: Connection, *, before: float, now: float) -> dict[str, int]:
             waiting = conn.execute(text(f'SELECT count(*) FROM "{name}" WHERE status_code = 1')).scalar()
             if not waiting:
                 conn.execute(text(f'DELETE FROM dlr_reports WHERE message_id IN (SELECT id FROM "{name}")'))
+                conn.execute(text(f'DELETE FROM upstream_attempts WHERE message_id IN (SELECT id FROM "{name}")'))
                 conn.execute(text(f'DROP TABLE "{name}"'))
                 dropped += 1
     prunable = [t.messages.c.created_at < before, t.messages.c.status_code != 1]
@@ -151,13 +153,17 @@ def prune_log(conn: Connection, *, before: float, now: float) -> dict[str, int]:
             prunable.append(t.messages.c.id != newest)
     settled = select(t.messages.c.id).where(*prunable)
     reports = conn.execute(t.dlr_reports.delete().where(t.dlr_reports.c.message_id.in_(settled))).rowcount
+    attempts = conn.execute(
+        t.upstream_attempts.delete().where(t.upstream_attempts.c.message_id.in_(settled))
+    ).rowcount
     deleted = conn.execute(t.messages.delete().where(*prunable)).rowcount
     kept = conn.execute(
         select(func.count()).select_from(t.messages).where(t.messages.c.created_at < before, t.messages.c.status_code == 1)
     ).scalar()
     # night-cap counters of nights long over (a night lasts under a day): they never count again
     conn.execute(t.night_counts.delete().where(t.night_counts.c.night_since < min(before, now) - NIGHT_KEPT))
-    return {"partitions_dropped": dropped, "messages_deleted": deleted, "reports_deleted": reports, "waiting_kept": int(kept or 0)}
+    return {"partitions_dropped": dropped, "messages_deleted": deleted, "reports_deleted": reports,
+            "attempts_deleted": attempts, "waiting_kept": int(kept or 0)}
 
 
 def _partitions(conn: Connection) -> list[tuple[str, float | None]]:

@@ -124,6 +124,9 @@ def message_story(conn: Connection, *, message_id: int) -> Row | None:
     d = t.dlr_reports.c
     msg["reports"] = _rows(conn, select(d.id, d.connection, d.state, d.raw, d.created_at)
                            .where(d.message_id == message_id).order_by(d.id))
+    a = t.upstream_attempts.c
+    msg["attempts"] = _rows(conn, select(a.id, a.connection, a.kind, a.raw, a.at)
+                            .where(a.message_id == message_id).order_by(a.at, a.id))
     return msg
 
 
