@@ -106,8 +106,8 @@ class Bind:
     async def request(self, build: Callable[[int], bytes], timeout: float) -> tuple[int, bytes]:
         """Write one request and wait for its answer: (status, body). TimeoutError when none
         came in time; BindLost when the bind went away first (after writing: unknown)."""
-        if not self.bound or self._writer is None:
-            raise NotBound("not bound")
+        if not self.bound or self._writer is None or self._writer.is_closing():
+            raise NotBound("not bound")  # nothing written: the caller may say "not sent"
         sequence = self.next_sequence()
         answer: asyncio.Future[tuple[int, bytes]] = asyncio.get_running_loop().create_future()
         self._waiting[sequence] = answer
