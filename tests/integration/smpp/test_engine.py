@@ -225,3 +225,23 @@ async def test_receipt_before_the_submit_sm_resp_settles_the_message(gateway: Ga
         await asyncio.sleep(0.05)
     assert found["delivery"] == "delivered"
     assert smsc.deliver_answers == [(0x80000005, 0)]
+
+
+async def test_report_shows_each_bind_its_window_and_rates(gateway: Gateway, smsc: FakeSmsc) -> None:
+    smsc.default = Rule(answer_delay=0.3, stat="DELIVRD")
+    services = await gateway(binds=2, window=5)
+    sends = [asyncio.ensure_future(send(services, dest=fresh_dest(), message="ver")) for _ in range(4)]
+    await wait_for(lambda: sum(s.outstanding for s in smsc.bound()) == 4)
+    claro = (await services.dispatcher.report())["claro"]
+    assert [b["state"] for b in claro["binds"]] == ["bound", "bound"]
+    assert sum(b["window_used"] for b in claro["binds"]) == 4 and claro["window"] == 5
+    await asyncio.gather(*sends)
+    smsc.drop_all()  # both binds cut: down until the keepers re-bind
+    await wait_for(lambda: "bound" not in services.dispatcher._live["claro"].bind_states())  # type: ignore[attr-defined]
+    claro = (await services.dispatcher.report())["claro"]
+    assert {b["state"] for b in claro["binds"]} <= {"down", "binding"}
+    await wait_for(lambda: len(smsc.bound()) == 2, timeout=5)
+    await asyncio.sleep(1.1)  # a whole second has passed since the submits
+    claro = (await services.dispatcher.report())["claro"]
+    assert claro["submits_per_s"] == 0.4 and claro["receipts_per_s"] == 0.4
+    assert "binds" not in (await services.dispatcher.report()).get("nobody", {})

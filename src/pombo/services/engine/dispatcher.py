@@ -243,6 +243,10 @@ class Dispatcher(Capacity):
                 "in_flight": self.in_flight_by.get(name, 0),
                 "outcomes": dict(health.by_kind),
             }
+            # a connection that keeps sessions (smpp) shows them: binds, window use, rates
+            observe = getattr(self._live.get(name), "observe", None)
+            if callable(observe):
+                out[name].update(observe())
         return out
 
     # ------------------------------------------------------------ life cycle

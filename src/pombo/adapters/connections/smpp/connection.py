@@ -37,6 +37,30 @@ ESM_RECEIPT = 0x04
 NOT_NOW = (pdu.RTHROTTLED, pdu.RMSGQFUL)
 
 
+class Rate:
+    """Events per second over the last RATE_WINDOW whole seconds (for /healthz and the console)."""
+
+    def __init__(self) -> None:
+        self._buckets: dict[int, int] = {}
+        self.total = 0
+
+    def mark(self, now: float) -> None:
+        second = int(now)
+        self._buckets[second] = self._buckets.get(second, 0) + 1
+        self.total += 1
+        if len(self._buckets) > RATE_WINDOW + 2:
+            for old in [k for k in self._buckets if k < second - RATE_WINDOW]:
+                del self._buckets[old]
+
+    def per_second(self, now: float) -> float:
+        second = int(now)
+        seen = sum(n for k, n in self._buckets.items() if second - RATE_WINDOW <= k < second)
+        return round(seen / RATE_WINDOW, 2)
+
+
+RATE_WINDOW = 10
+
+
 @dataclass(frozen=True, slots=True)
 class SmppHooks:
     """What the services give the adapter: where settled receipts and inbound messages go.
@@ -72,6 +96,7 @@ class SmppConnection:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._keepers: list[asyncio.Task[None]] = []
         self._closing = False
+        self.submits, self.receipts = Rate(), Rate()
 
     def __repr__(self) -> str:  # never print credentials
         return f"SmppConnection(name={self.config.name!r}, {self._peer!r})"
@@ -86,6 +111,21 @@ class SmppConnection:
     def bind_states(self) -> list[str]:
         """bound / binding / down, per bind (for /healthz and the console)."""
         return [b.state if b is not None else "down" for b in self.binds]
+
+    def observe(self) -> dict[str, Any]:
+        """Each bind's state and window use, submit_sm and receipts per second (the last 10 s):
+        what /healthz, /metrics and the console show of this connection."""
+        now = time.time()
+        return {
+            "binds": [
+                {"state": b.state if b is not None else "down",
+                 "window_used": self.window - b.free if b is not None else 0}
+                for b in self.binds
+            ],
+            "window": self.window,
+            "submits_per_s": self.submits.per_second(now),
+            "receipts_per_s": self.receipts.per_second(now),
+        }
 
     async def send(self, sms: OutboundSms) -> UpstreamAck:
         """Submit every part; the first part's message_id is the upstream id, all are kept."""
@@ -111,25 +151,40 @@ class SmppConnection:
         return UpstreamAck(ids[0], f"submit_sm_resp OK message_id {','.join(ids)}", part_ids=tuple(ids))
 
     async def _submit(self, part: pdu.Submit, tracked: Any, index: int, deadline: float) -> str:
-        loop = asyncio.get_running_loop()
         bind = await self._acquire(deadline)
+        # in flight until its id is indexed: a receipt that overtakes it is held, not handed over
         self.tracker.in_flight += 1
+        try:
+            return await self._submit_on(bind, part, tracked, index, deadline)
+        finally:
+            self.tracker.in_flight -= 1
+
+    async def _submit_on(self, bind: Bind, part: pdu.Submit, tracked: Any, index: int, deadline: float) -> str:
+        loop = asyncio.get_running_loop()
+        name = self.config.name
         try:
             status, body = await bind.request(lambda seq: pdu.submit_sm(part, seq), max(deadline - loop.time(), 0.001))
         except NotBound:
+            metrics.SMPP_SUBMITS.labels(name, "no_bind").inc()
             raise NotSent("no live bind") from None
         except TimeoutError:
+            metrics.SMPP_SUBMITS.labels(name, "no_answer").inc()
             raise UpstreamTimeout(f"no submit_sm_resp within {self.config.final_timeout:g}s") from None
         except BindLost as exc:
+            metrics.SMPP_SUBMITS.labels(name, "bind_lost").inc()
             raise OutcomeUnknown(f"bind lost after submit_sm was written ({exc})") from None
         finally:
-            self.tracker.in_flight -= 1
             await self._release(bind)
+        self.submits.mark(time.time())
         if status == pdu.ROK:
-            self._hand(self.tracker.accepted(tracked, index, pdu.message_id(body), time.time()))
-            return pdu.message_id(body)
+            metrics.SMPP_SUBMITS.labels(name, "ok").inc()
+            message_id = pdu.message_id(body)
+            self._hand(self.tracker.accepted(tracked, index, message_id, time.time()))
+            return message_id
         if status in NOT_NOW:
+            metrics.SMPP_SUBMITS.labels(name, "not_now").inc()
             raise NotSent(pdu.status_text(status))
+        metrics.SMPP_SUBMITS.labels(name, "rejected").inc()
         raise UpstreamRejected(pdu.status_text(status))
 
     async def _acquire(self, deadline: float) -> Bind:
@@ -222,6 +277,7 @@ class SmppConnection:
             log.warning("smpp_receipt_unmatched", connection=name, text=text[:200])
             metrics.SMPP_DELIVER.labels(name, "unmatched").inc()
             return pdu.ROK
+        self.receipts.mark(time.time())
         settles = self.tracker.receipt(rid, state, text, time.time())
         if settles is None:
             settles = [Settle(None, rid, state, text)]
