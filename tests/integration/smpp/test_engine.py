@@ -15,7 +15,9 @@ from typing import Any
 
 import pytest
 
-from pombo.bootstrap import Services
+from pombo.adapters.sql.factory import open_store
+from pombo.bootstrap import Services, build_services
+from pombo.config import Settings
 from pombo.domain import codes
 from tests.fakes.smsc import FakeSmsc, Rule
 from tests.integration.gateway import assert_ledger_balanced, open_gateway, send
@@ -60,7 +62,7 @@ async def gateway(database_url: str, smsc: FakeSmsc, smsc2: FakeSmsc) -> AsyncIt
             "costs": [{"connection": "claro", "prefix": "55", "cost": "0.0100"},
                       {"connection": "tim", "prefix": "55", "cost": "0.0200"}],
             "customers": [{"id": 10, "name": "Revenda", "balance": "500.00"},
-                          {"id": 11, "name": "Loja", "parent": 10, "balance": "20.00", "sms_provider": "claro",
+                          {"id": 11, "name": "Loja", "parent": 10, "balance": "20.00", "sms_provider": "claro", "max_length": 500,
                            "tokens": ["tok-shop-0000000001"]}],
             "tariffs": [{"customer": 10, "prefix": "55", "value": "0.0500"},
                         {"customer": 11, "prefix": "55", "value": "0.0800"}],
@@ -74,6 +76,11 @@ async def gateway(database_url: str, smsc: FakeSmsc, smsc2: FakeSmsc) -> AsyncIt
                 await wait_for(lambda c=connection: all(s == "bound" for s in c.bind_states()))
         return services
 
+    async def close(services: Services) -> None:
+        opened.remove(services)
+        await services.aclose()
+
+    make.close = close  # type: ignore[attr-defined]
     yield make
     for services in opened:
         await services.aclose()
@@ -245,3 +252,84 @@ async def test_report_shows_each_bind_its_window_and_rates(gateway: Gateway, sms
     claro = (await services.dispatcher.report())["claro"]
     assert claro["submits_per_s"] == 0.4 and claro["receipts_per_s"] == 0.4
     assert "binds" not in (await services.dispatcher.report()).get("nobody", {})
+
+
+# -- durable matching: receipts the adapter cannot match in memory ------------------------------
+
+
+async def second_worker(services: Services, database_url: str) -> Services:
+    """Another process on the same database (its own binds), as a second worker would be."""
+    other = await build_services(Settings(database_url=database_url, background_jobs=False),
+                                 store=await open_store(database_url))
+    config = (await other.store.catalog()).connections["claro"]
+    connection: Any = other.dispatcher.connection(config)
+    connection.start()
+    await wait_for(lambda: connection.bind_states() == ["bound"])
+    return other
+
+
+async def held(services: Services) -> list[Any]:
+    return await services.store.held_receipts(limit=100)
+
+
+async def test_receipt_on_another_workers_bind_before_the_id_is_recorded_is_held_then_applied(
+    gateway: Gateway, smsc: FakeSmsc, database_url: str
+) -> None:
+    a = await gateway()
+    b = await second_worker(a, database_url)
+    try:
+        dest = fresh_dest()
+        smsc.rules[normalised(dest)] = Rule(answer_delay=1.0)  # worker A waits for its submit_sm_resp
+        sending = asyncio.ensure_future(send(a, dest=dest, message="outro"))
+        await wait_for(lambda: bool(smsc.submits))
+        submitted = smsc.submits[0]
+        on_b = smsc.bound()[1]  # the SMSC reports on worker B's bind, before A knows the id
+        assert await smsc.receipt(on_b, Rule(stat="DELIVRD", id_form="dec"), submitted.message_id, submitted.dest) == 0
+        assert [h.state for h in await held(b)] == ["delivered"]  # B matched nothing: held, not lost
+        sent = await sending
+        found = await settled(a, sent.cdls_id)
+        assert found["delivery"] == "pending" and found["upstream_id"] == submitted.message_id
+        assert b.smpp_receipts is not None
+        assert await b.smpp_receipts.retry_held() == 1  # the background job, once
+        assert (await row(a, sent.cdls_id))["delivery"] == "delivered"
+        assert await held(b) == []
+        assert await b.smpp_receipts.retry_held() == 0
+    finally:
+        await b.aclose()
+
+
+async def test_receipt_for_no_message_stays_held(gateway: Gateway, smsc: FakeSmsc) -> None:
+    services = await gateway()
+    assert await smsc.receipt(smsc.bound()[0], Rule(stat="DELIVRD"), "00ABCDEF", "5511900000000") == 0
+    assert services.smpp_receipts is not None
+    assert await services.smpp_receipts.retry_held() == 0
+    assert [(h.upstream_id, h.state) for h in await held(services)] == [("00ABCDEF", "delivered")]
+
+
+@pytest.mark.parametrize(("last", "state"), [("DELIVRD", "delivered"), ("UNDELIV", "undelivered")])
+async def test_multipart_receipts_after_a_restart_settle_by_any_part(
+    gateway: Gateway, smsc: FakeSmsc, database_url: str, last: str, state: str
+) -> None:
+    first = await gateway()
+    dest = fresh_dest()
+    sent = await send(first, dest=dest, message="a" * 400)  # 3 parts
+    assert sent.code == codes.OK
+    parts = smsc.accepted(normalised(dest))
+    assert len(parts) == 3
+    # part 1 delivered before the restart (counted in memory and in the store)
+    assert await smsc.receipt(smsc.bound()[0], Rule(stat="DELIVRD"), parts[0].message_id, parts[0].dest) == 0
+    await asyncio.sleep(0.2)
+    assert (await row(first, sent.cdls_id))["delivery"] == "pending"
+    await gateway.close(first)  # type: ignore[attr-defined]
+    await wait_for(lambda: not smsc.bound())
+
+    again = await second_worker(first, database_url)  # the restarted process: an empty memory
+    try:
+        session = smsc.bound()[0]
+        assert await smsc.receipt(session, Rule(stat="DELIVRD", id_form="dec"), parts[1].message_id, parts[1].dest) == 0
+        assert (await row(again, sent.cdls_id))["delivery"] == "pending"  # 2 of 3
+        assert await smsc.receipt(session, Rule(stat=last, id_form="lower"), parts[2].message_id, parts[2].dest) == 0
+        assert (await row(again, sent.cdls_id))["delivery"] == state
+        assert await held(again) == []
+    finally:
+        await again.aclose()

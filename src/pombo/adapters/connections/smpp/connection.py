@@ -33,6 +33,8 @@ log = structlog.get_logger("pombo.smpp")
 
 OnReceipt = Callable[[str, int | None, str, str | None, str], Awaitable[int]]
 OnInbound = Callable[[str, str, str, str, str], Awaitable[None]]
+OnParts = Callable[[str, int, list[str]], Awaitable[None]]
+OnPartDelivered = Callable[[str, int, int], Awaitable[None]]
 ESM_RECEIPT = 0x04
 NOT_NOW = (pdu.RTHROTTLED, pdu.RMSGQFUL)
 
@@ -65,10 +67,15 @@ RATE_WINDOW = 10
 class SmppHooks:
     """What the services give the adapter: where settled receipts and inbound messages go.
     on_receipt(connection, cdls_id or None, upstream_id, state, raw) -> state moves made;
-    on_inbound(connection, source, dest, text, raw)."""
+    on_inbound(connection, source, dest, text, raw);
+    on_parts(connection, cdls_id, part ids): a multi-part message was accepted (indexed durably,
+    so receipts of any part match after a restart or on another worker's bind);
+    on_part_delivered(connection, cdls_id, part): a part delivered, its message not yet whole."""
 
     on_receipt: OnReceipt | None = None
     on_inbound: OnInbound | None = None
+    on_parts: OnParts | None = None
+    on_part_delivered: OnPartDelivered | None = None
 
 
 class SmppConnection:
@@ -148,6 +155,11 @@ class SmppConnection:
         except BaseException:
             self.tracker.forget(tracked)
             raise
+        if len(ids) > 1 and self._hooks.on_parts is not None:
+            try:  # before the ack: the parts are indexed before the message counts as sent
+                await self._hooks.on_parts(self.config.name, sms.id, ids)
+            except Exception:  # matched in memory still; after a restart only the first id is known
+                log.exception("smpp_parts_not_indexed", connection=self.config.name, cdls_id=sms.id)
         return UpstreamAck(ids[0], f"submit_sm_resp OK message_id {','.join(ids)}", part_ids=tuple(ids))
 
     async def _submit(self, part: pdu.Submit, tracked: Any, index: int, deadline: float) -> str:
@@ -284,7 +296,9 @@ class SmppConnection:
         metrics.SMPP_DELIVER.labels(name, "receipt" if settles else "held").inc()
         moved = await self._apply(settles)
         if settles and settles[0].message_id is None and not moved:
-            log.info("smpp_receipt_unmatched", connection=name, upstream_id=rid, state=state)
+            # not known in memory: the services matched it in the store (a part after a
+            # restart, another worker's message) or hold it until its message is known
+            log.info("smpp_receipt_by_upstream_id", connection=name, upstream_id=rid, state=state)
             metrics.SMPP_DELIVER.labels(name, "unmatched").inc()
         return pdu.ROK
 
@@ -294,6 +308,8 @@ class SmppConnection:
         moved = 0
         if self._hooks.on_receipt is not None:
             for s in settles:
+                if s.part is not None and s.message_id is not None and self._hooks.on_part_delivered is not None:
+                    await self._hooks.on_part_delivered(self.config.name, s.message_id, s.part)
                 moved += await self._hooks.on_receipt(self.config.name, s.message_id, s.upstream_id, s.state, s.raw)
         return moved
 
