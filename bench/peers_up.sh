@@ -11,6 +11,10 @@
 #   PEERS_POMBO_TOKEN          benchbenchbench         (tokens are 10-64 characters; use it in POMBO_PATH)
 #   PEERS_POMBO_WORKERS        1                       (pombo serve --workers)
 #   PEERS_POMBO_DATABASE_URL   sqlite:////tmp/peers/pombo/pombo.db (recreated on every start)
+#   PEERS_POMBO_SMPP_PORT      unset: the kannel connection above; set: the connection is
+#                              `kind: smpp` to the shared SMPP sink on that port (bench/smpp_peers.sh)
+#   PEERS_POMBO_SMPP_BINDS / PEERS_POMBO_SMPP_WINDOW   1 / 100
+#   PEERS_POMBO_BIN            $ROOT/.venv/bin/pombo
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
 ROOT="$(dirname "$HERE")"
@@ -23,13 +27,19 @@ PORT="${URL##*:}"; PORT="${PORT%%/*}"
 TOKEN="${PEERS_POMBO_TOKEN:-benchbenchbench}"
 WORKERS="${PEERS_POMBO_WORKERS:-1}"
 DB_URL="${PEERS_POMBO_DATABASE_URL:-sqlite:///$D/pombo.db}"
+POMBO_BIN="${PEERS_POMBO_BIN:-$ROOT/.venv/bin/pombo}"
 mkdir -p "$D"
 rm -f "$D"/pombo.db "$D"/pombo.db-wal "$D"/pombo.db-shm "$D"/pombo.log
 
+if [ -n "${PEERS_POMBO_SMPP_PORT:-}" ]; then
+  CONNECTION="{name: velip, kind: smpp, host: 127.0.0.1, port: $PEERS_POMBO_SMPP_PORT, system_id: bench, password: bench, binds: ${PEERS_POMBO_SMPP_BINDS:-1}, window: ${PEERS_POMBO_SMPP_WINDOW:-100}, ack_timeout: 5, final_timeout: 30}"
+else
+  CONNECTION="{name: velip, kind: kannel, url: \"http://127.0.0.1:$UPSTREAM_PORT\", username: bench, password: bench, ack_timeout: 5, final_timeout: 30}"
+fi
 cat > "$D/provisioning.yaml" <<YAML
 # written by bench/peers_up.sh
 connections:
-  - {name: velip, kind: kannel, url: "http://127.0.0.1:$UPSTREAM_PORT", username: bench, password: bench, ack_timeout: 5, final_timeout: 30}
+  - $CONNECTION
 customers:
   - {id: 1000, name: "Peers bench", balance: "100000000.00", night_limit: null, tokens: ["$TOKEN"]}
 tariffs:
@@ -39,7 +49,7 @@ YAML
 # pombo sees only its own settings, not run_all's POMBO_UP/POMBO_PATH/... hooks
 run_pombo() {
   env -u POMBO_UP -u POMBO_DOWN -u POMBO_URL -u POMBO_PATH -u POMBO_EXPECT \
-      POMBO_DATABASE_URL="$DB_URL" "$ROOT/.venv/bin/pombo" "$@"
+      POMBO_DATABASE_URL="$DB_URL" "$POMBO_BIN" "$@"
 }
 ( cd "$D" && run_pombo load "$D/provisioning.yaml" )
 ARGS=(serve --host 127.0.0.1 --port "$PORT")
@@ -47,7 +57,7 @@ ARGS=(serve --host 127.0.0.1 --port "$PORT")
 cd "$D"
 start_bg pombo "$D/pombo.pid" "$D/pombo.log" \
   env -u POMBO_UP -u POMBO_DOWN -u POMBO_URL -u POMBO_PATH -u POMBO_EXPECT \
-      POMBO_DATABASE_URL="$DB_URL" "$ROOT/.venv/bin/pombo" "${ARGS[@]}"
+      POMBO_DATABASE_URL="$DB_URL" "$POMBO_BIN" "${ARGS[@]}"
 PID=$(cat "$D/pombo.pid")
 for i in $(seq 1 300); do
   if curl -fsS -o /dev/null "http://127.0.0.1:$PORT/healthz" 2>/dev/null; then

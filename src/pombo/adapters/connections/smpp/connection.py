@@ -104,6 +104,8 @@ class SmppConnection:
         self._keepers: list[asyncio.Task[None]] = []
         self._closing = False
         self.submits, self.receipts = Rate(), Rate()
+        self._counted = {o: metrics.SMPP_SUBMITS.labels(config.name, o)
+                         for o in ("ok", "not_now", "rejected", "no_answer", "bind_lost", "no_bind")}
 
     def __repr__(self) -> str:  # never print credentials
         return f"SmppConnection(name={self.config.name!r}, {self._peer!r})"
@@ -173,30 +175,29 @@ class SmppConnection:
 
     async def _submit_on(self, bind: Bind, part: pdu.Submit, tracked: Any, index: int, deadline: float) -> str:
         loop = asyncio.get_running_loop()
-        name = self.config.name
         try:
             status, body = await bind.request(lambda seq: pdu.submit_sm(part, seq), max(deadline - loop.time(), 0.001))
         except NotBound:
-            metrics.SMPP_SUBMITS.labels(name, "no_bind").inc()
+            self._counted["no_bind"].inc()
             raise NotSent("no live bind") from None
         except TimeoutError:
-            metrics.SMPP_SUBMITS.labels(name, "no_answer").inc()
+            self._counted["no_answer"].inc()
             raise UpstreamTimeout(f"no submit_sm_resp within {self.config.final_timeout:g}s") from None
         except BindLost as exc:
-            metrics.SMPP_SUBMITS.labels(name, "bind_lost").inc()
+            self._counted["bind_lost"].inc()
             raise OutcomeUnknown(f"bind lost after submit_sm was written ({exc})") from None
         finally:
             await self._release(bind)
         self.submits.mark(time.time())
         if status == pdu.ROK:
-            metrics.SMPP_SUBMITS.labels(name, "ok").inc()
+            self._counted["ok"].inc()
             message_id = pdu.message_id(body)
             self._hand(self.tracker.accepted(tracked, index, message_id, time.time()))
             return message_id
         if status in NOT_NOW:
-            metrics.SMPP_SUBMITS.labels(name, "not_now").inc()
+            self._counted["not_now"].inc()
             raise NotSent(pdu.status_text(status))
-        metrics.SMPP_SUBMITS.labels(name, "rejected").inc()
+        self._counted["rejected"].inc()
         raise UpstreamRejected(pdu.status_text(status))
 
     async def _acquire(self, deadline: float) -> Bind:
