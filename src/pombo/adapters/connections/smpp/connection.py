@@ -103,6 +103,7 @@ class SmppConnection:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._keepers: list[asyncio.Task[None]] = []
         self._closing = False
+        self._slot_waiters = 0  # sends waiting in _acquire for a window slot or a bind
         self.submits, self.receipts = Rate(), Rate()
         self._counted = {o: metrics.SMPP_SUBMITS.labels(config.name, o)
                          for o in ("ok", "not_now", "rejected", "no_answer", "bind_lost", "no_bind")}
@@ -202,28 +203,47 @@ class SmppConnection:
 
     async def _acquire(self, deadline: float) -> Bind:
         """A bound bind with a free window slot (the emptiest); NotSent when none comes."""
+        best = self._free_bind()
+        if best is not None:  # the usual case: no lock, no wait (nothing awaits in between)
+            best.free -= 1
+            return best
         loop = asyncio.get_running_loop()
         async with self._changed:
-            while True:
-                live = [b for b in self.binds if b is not None and b.bound]
-                if live:
-                    best = max(live, key=lambda b: b.free)
-                    if best.free > 0:
-                        best.free -= 1
-                        return best
-                elif not any(b is not None and b.state == "binding" for b in self.binds):
-                    raise NotSent("no live bind")
-                try:
-                    async with asyncio.timeout(max(deadline - loop.time(), 0)):
-                        await self._changed.wait()
-                except TimeoutError:
-                    why = "window full" if live else "no live bind"
-                    raise NotSent(f"{why} (window {self.window} per bind)") from None
+            self._slot_waiters += 1
+            try:
+                return await self._wait_for_slot(loop, deadline)
+            finally:
+                self._slot_waiters -= 1
+
+    def _free_bind(self) -> Bind | None:
+        best: Bind | None = None
+        for b in self.binds:
+            if b is not None and b.state == "bound" and b.free > 0 and (best is None or b.free > best.free):
+                best = b
+        return best
+
+    async def _wait_for_slot(self, loop: asyncio.AbstractEventLoop, deadline: float) -> Bind:
+        while True:
+            live = [b for b in self.binds if b is not None and b.bound]
+            if live:
+                best = max(live, key=lambda b: b.free)
+                if best.free > 0:
+                    best.free -= 1
+                    return best
+            elif not any(b is not None and b.state == "binding" for b in self.binds):
+                raise NotSent("no live bind")
+            try:
+                async with asyncio.timeout(max(deadline - loop.time(), 0)):
+                    await self._changed.wait()
+            except TimeoutError:
+                why = "window full" if live else "no live bind"
+                raise NotSent(f"{why} (window {self.window} per bind)") from None
 
     async def _release(self, bind: Bind) -> None:
         bind.free += 1
-        async with self._changed:
-            self._changed.notify()
+        if self._slot_waiters:
+            async with self._changed:
+                self._changed.notify()
 
     async def _keep(self, slot: int) -> None:
         """Keep one bind up: re-open it with backoff (1 s doubling to 60 s) when it drops or is refused."""

@@ -76,12 +76,15 @@ class Tracker:
     def accepted(self, message: _Message, index: int, upstream_id: str, now: float) -> list[Settle]:
         """A part's submit_sm_resp: index it, and apply any receipt that came before it."""
         message.ids[index] = upstream_id
-        for key in id_keys(upstream_id):
+        keys = id_keys(upstream_id)
+        for key in keys:
             self._parts[key] = (message, index)
             self._parts.move_to_end(key)
         self._trim(now)
         settles: list[Settle] = []
-        for key in id_keys(upstream_id):
+        if not self._early:
+            return settles
+        for key in keys:
             held = self._early.pop(key, [])
             for _arrived, rid, state, raw in held:
                 settles += self._apply(message, index, rid, state, raw)

@@ -112,11 +112,12 @@ class Bind:
         sequence = self.next_sequence()
         answer: asyncio.Future[tuple[int, bytes]] = asyncio.get_running_loop().create_future()
         self._waiting[sequence] = answer
+        self._write(build(sequence))
+        timer = answer.get_loop().call_later(timeout, _expire, answer)  # cheaper than asyncio.timeout
         try:
-            self._write(build(sequence))
-            async with asyncio.timeout(timeout):
-                return await answer
+            return await answer
         finally:
+            timer.cancel()
             self._waiting.pop(sequence, None)
 
     async def close(self) -> None:
@@ -212,6 +213,11 @@ class Bind:
         if self._writer is not None:
             self._writer.close()
             self._writer = None
+
+
+def _expire(answer: asyncio.Future[tuple[int, bytes]]) -> None:
+    if not answer.done():
+        answer.set_exception(TimeoutError())
 
 
 def _fields(head: pdu.Header) -> tuple[int, int, int, int]:
