@@ -333,3 +333,25 @@ async def test_multipart_receipts_after_a_restart_settle_by_any_part(
         assert await held(again) == []
     finally:
         await again.aclose()
+
+
+async def test_a_bind_down_shrinks_the_engines_window(gateway: Gateway, smsc: FakeSmsc) -> None:
+    services = await gateway(binds=2, window=3)
+    connection: Any = services.dispatcher._live["claro"]  # type: ignore[attr-defined]
+    assert connection.window_now() == 6
+    smsc.bind_status = 0x0E  # re-binds refused from now on
+    smsc.sessions[1].writer.close()  # one bind drops and stays down
+    await wait_for(lambda: connection.bind_states().count("bound") == 1)
+    assert connection.window_now() == 3
+    smsc.default = Rule(answer_delay=0.15)
+    waited: list[int] = []
+    sending = asyncio.ensure_future(asyncio.gather(*(send(services, dest=fresh_dest(), message="meia") for _ in range(12))))
+    while not sending.done():
+        waited.append(connection._slot_waiters)  # sends waiting inside the connection for a slot
+        await asyncio.sleep(0.01)
+    for r in sending.result():
+        await settled(services, r.cdls_id)
+    assert max(waited) == 0  # what did not fit waited in the engine, not in the connection
+    assert smsc.most_outstanding() == 3 and len(smsc.accepted()) == 12
+    assert services.dispatcher.health["claro"].by_kind["not_sent"] == 0
+    await assert_ledger_balanced(services)

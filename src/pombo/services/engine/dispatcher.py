@@ -89,6 +89,14 @@ class Dispatcher(Capacity):
         live = self._live[config.name] = self._factory(config)
         return live
 
+    def window_now(self, name: str) -> int | None:
+        """What the live connection says it can take now (see Capacity.window_now)."""
+        window_now = getattr(self._live.get(name), "window_now", None)
+        if not callable(window_now):
+            return None
+        now: int | None = window_now()
+        return now
+
     # ------------------------------------------------------------ the send
 
     async def dispatch(

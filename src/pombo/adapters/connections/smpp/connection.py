@@ -122,6 +122,13 @@ class SmppConnection:
         """bound / binding / down, per bind (for /healthz and the console)."""
         return [b.state if b is not None else "down" for b in self.binds]
 
+    def window_now(self) -> int | None:
+        """`window` x the bound binds, for the engine (SPEC §11: the window is per bind); None
+        when none is bound: the engine then tries, and "no live bind" is *not sent* (retried,
+        counted towards failover)."""
+        bound = sum(1 for b in self.binds if b is not None and b.state == "bound")
+        return self.window * bound if bound else None
+
     def observe(self) -> dict[str, Any]:
         """Each bind's state and window use, submit_sm and receipts per second (the last 10 s):
         what /healthz, /metrics and the console show of this connection."""
