@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import subprocess
 import time
 from collections import Counter
 from pathlib import Path
@@ -69,10 +70,8 @@ async def test_sigkill_with_submits_in_flight_then_restart(database_url: str, tm
     (tmp_path / "p.yaml").write_text(yaml.safe_dump(document(smsc.port)))
     env = {**os.environ, "POMBO_DATABASE_URL": database_url, "POMBO_LOG_LEVEL": "WARNING",
            "POMBO_RECONCILE_EVERY": "3600"}
-    load = await asyncio.create_subprocess_exec(POMBO, "load", str(tmp_path / "p.yaml"), env=env,
-                                                stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
-    _, err = await load.communicate()
-    assert load.returncode == 0, err
+    loaded = subprocess.run([POMBO, "load", str(tmp_path / "p.yaml")], env=env, capture_output=True, check=False)
+    assert loaded.returncode == 0, loaded.stderr
     port = pick_free_port()
     base = f"http://127.0.0.1:{port}"
     server = serve(env, port, 1, tmp_path / "server.log")

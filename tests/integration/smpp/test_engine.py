@@ -345,7 +345,7 @@ async def test_a_bind_down_shrinks_the_engines_window(gateway: Gateway, smsc: Fa
     assert connection.window_now() == 3
     smsc.default = Rule(answer_delay=0.15)
     waited: list[int] = []
-    sending = asyncio.ensure_future(asyncio.gather(*(send(services, dest=fresh_dest(), message="meia") for _ in range(12))))
+    sending = asyncio.gather(*(send(services, dest=fresh_dest(), message="meia") for _ in range(12)))
     while not sending.done():
         waited.append(connection._slot_waiters)  # sends waiting inside the connection for a slot
         await asyncio.sleep(0.01)
