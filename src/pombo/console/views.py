@@ -15,6 +15,7 @@ from pombo.console.web import operator_service, operator_view, page
 from pombo.domain import codes, delivery, money
 from pombo.domain.ints import uint
 from pombo.domain.numbers import number_forms
+from pombo.errors import StoreUnavailable
 from pombo.services.operator import MessageFilter
 from pombo.services.operator_reads import PAGE
 
@@ -183,6 +184,16 @@ def _story(m: dict[str, Any]) -> list[tuple[float | None, str, dict[str, Any]]]:
     return sorted(events, key=lambda e: (e[0] if e[0] is not None else first, e[1] != "ev_accepted"))
 
 
+async def _live_connections(request: Request) -> dict[str, dict[str, Any]]:
+    """This worker's live view of its connections (the dispatcher's report); empty while the
+    database is away (the page still shows what the store had)."""
+    try:
+        report: dict[str, dict[str, Any]] = await request.app.state.services.dispatcher.report()
+    except StoreUnavailable:
+        return {}
+    return report
+
+
 @operator_view
 async def connections_page(request: Request) -> Response:
     now = time.time()
@@ -190,10 +201,14 @@ async def connections_page(request: Request) -> Response:
     conns = await operator.connections()
     health = await operator.connection_health(now=now)
     states = await operator.delivery_by_connection(now=now)
-    engine = await request.app.state.services.dispatcher.report()
+    live = await _live_connections(request)  # the engine's report (SMPP binds among it)
+    engine = live
     recent = attempts.by_connection(await operator.recent_attempts())
     short = await operator.part_warnings()
     for c in conns:
+        session = live.get(c["name"], {})  # an smpp connection's binds in this worker
+        c.update(binds=session.get("binds"), window=session.get("window"),
+                 submits_per_s=session.get("submits_per_s"), receipts_per_s=session.get("receipts_per_s"))
         h = health.get(c["name"], {"codes": {}})
         total = sum(h["codes"].values())
         errors = h["codes"].get(codes.PROVIDER_ERROR, 0)

@@ -89,6 +89,14 @@ class Dispatcher(Capacity):
         live = self._live[config.name] = self._factory(config)
         return live
 
+    def window_now(self, name: str) -> int | None:
+        """What the live connection says it can take now (see Capacity.window_now)."""
+        window_now = getattr(self._live.get(name), "window_now", None)
+        if not callable(window_now):
+            return None
+        now: int | None = window_now()
+        return now
+
     # ------------------------------------------------------------ the send
 
     async def dispatch(
@@ -250,6 +258,10 @@ class Dispatcher(Capacity):
                 "fallback": list(settings.fallback) if settings is not None else [],
                 "skipped_for": round(max(0.0, health.skipped_until - now), 3) if health.skipped_until else 0.0,
             }
+            # a connection that keeps sessions (smpp) shows them: binds, window use, rates
+            observe = getattr(self._live.get(name), "observe", None)
+            if callable(observe):
+                out[name].update(observe())
         return out
 
     # ------------------------------------------------------------ life cycle
