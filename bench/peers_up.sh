@@ -15,6 +15,10 @@
 #                                                      at any hour, 00:00-23:59, night_limit 1000000000)
 #   PEERS_POMBO_PYTHON         python3                 (when this tree has no .venv: runs this tree's
 #                                                      src with that interpreter, e.g. a worktree)
+#   PEERS_POMBO_SMPP_PORT      unset: the kannel connection above; set: the connection is
+#                              `kind: smpp` to the shared SMPP sink on that port (bench/smpp_peers.sh)
+#   PEERS_POMBO_SMPP_BINDS / PEERS_POMBO_SMPP_WINDOW   1 / 100
+#   PEERS_POMBO_BIN            $ROOT/.venv/bin/pombo
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
 ROOT="$(dirname "$HERE")"
@@ -29,7 +33,9 @@ WORKERS="${PEERS_POMBO_WORKERS:-1}"
 DB_URL="${PEERS_POMBO_DATABASE_URL:-sqlite:///$D/pombo.db}"
 NIGHT='night_limit: null'
 [ "${PEERS_POMBO_NIGHT:-0}" = 1 ] && NIGHT='night_limit: 1000000000, night_window: "00:00-23:59"'
-if [ -x "$ROOT/.venv/bin/pombo" ]; then
+if [ -n "${PEERS_POMBO_BIN:-}" ]; then
+  POMBO_CMD=("$PEERS_POMBO_BIN")
+elif [ -x "$ROOT/.venv/bin/pombo" ]; then
   POMBO_CMD=("$ROOT/.venv/bin/pombo")
 else
   POMBO_CMD=(env PYTHONPATH="$ROOT/src" "${PEERS_POMBO_PYTHON:-python3}" -c "from pombo.cli import main; main()")
@@ -37,10 +43,15 @@ fi
 mkdir -p "$D"
 rm -f "$D"/pombo.db "$D"/pombo.db-wal "$D"/pombo.db-shm "$D"/pombo.log
 
+if [ -n "${PEERS_POMBO_SMPP_PORT:-}" ]; then
+  CONNECTION="{name: velip, kind: smpp, host: 127.0.0.1, port: $PEERS_POMBO_SMPP_PORT, system_id: bench, password: bench, binds: ${PEERS_POMBO_SMPP_BINDS:-1}, window: ${PEERS_POMBO_SMPP_WINDOW:-100}, ack_timeout: 5, final_timeout: 30}"
+else
+  CONNECTION="{name: velip, kind: kannel, url: \"http://127.0.0.1:$UPSTREAM_PORT\", username: bench, password: bench, ack_timeout: 5, final_timeout: 30}"
+fi
 cat > "$D/provisioning.yaml" <<YAML
 # written by bench/peers_up.sh
 connections:
-  - {name: velip, kind: kannel, url: "http://127.0.0.1:$UPSTREAM_PORT", username: bench, password: bench, ack_timeout: 5, final_timeout: 30}
+  - $CONNECTION
 customers:
   - {id: 1000, name: "Peers bench", balance: "100000000.00", $NIGHT, tokens: ["$TOKEN"]}
 tariffs:

@@ -22,7 +22,7 @@ _TABLES = (
     "messages, ledger, dlr_reports, auth_failures, ip_blocks, tokens, users, tariffs, blocklist, "
     "models, connection_costs, connections, customers, meta, callbacks, operators, upstream_queue, "
     "upstream_attempts, upstream_pace, upstream_grants, rejection_counts, rejections, console_audit, night_counts, "
-    "inbound, opt_outs, opt_changes"
+    "inbound, opt_outs, opt_changes, smpp_parts, smpp_held"
 )
 
 

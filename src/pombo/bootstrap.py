@@ -19,7 +19,6 @@ from pombo.adapters.connections import SmppHooks, build_connection
 from pombo.adapters.sql import migrate
 from pombo.adapters.sql.factory import open_store
 from pombo.config import Settings
-from pombo.domain.delivery import StatusReport
 from pombo.domain.inbound import from_smpp
 from pombo.errors import StoreUnavailable
 from pombo.ports import Clock, Store
@@ -33,12 +32,14 @@ from pombo.services.make_sms import MakeSms
 from pombo.services.operator import Operator
 from pombo.services.reconcile import Reconciler, every
 from pombo.services.rejections import RejectionRecorder
+from pombo.services.smpp_receipts import SmppReceipts
 from pombo.services.status import Status
 from pombo.services.urlguard import UrlGuard
 
 log = structlog.get_logger("pombo")
 
 MAINTAIN_EVERY = 3600.0
+HELD_RECEIPTS_EVERY = 2.0  # held SMPP receipts are tried again this often
 AUTH_PRUNE_EVERY = 600.0  # failed attempts past the longest window (60 min) are forgotten this often
 
 
@@ -83,6 +84,7 @@ class Services:
     replies: Replies
     rejections: RejectionRecorder
     reconciler: Reconciler | None = None
+    smpp_receipts: SmppReceipts | None = None
     callbacks: CallbackSender | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
@@ -117,8 +119,9 @@ async def build_services(settings: Settings, *, clock: Clock | None = None, stor
     dlr = DeliveryReports(
         store=store, clock=clock, on_report=metrics.delivery_report, parts_settle=settings.kannel_parts_settle
     )
+    smpp_receipts = SmppReceipts(store=store, dlr=dlr, clock=clock)
     intake = InboundIntake(store=store, clock=clock, tz=settings.tz, on_message=metrics.inbound_message)
-    smpp_hooks = _smpp_hooks(dlr, intake, clock)
+    smpp_hooks = _smpp_hooks(smpp_receipts, intake, clock)
     dispatcher = Dispatcher(
         store,
         factory=lambda config: build_connection(config, public_url=public_url, smpp_hooks=smpp_hooks),
@@ -176,7 +179,7 @@ async def build_services(settings: Settings, *, clock: Clock | None = None, stor
         timeout=settings.callback_timeout,
         per_customer=settings.callback_concurrency,
     )
-    services.reconciler, services.callbacks = reconciler, callbacks
+    services.reconciler, services.callbacks, services.smpp_receipts = reconciler, callbacks, smpp_receipts
     jobs = (
         (settings.reconcile_every, reconciler.run_once, "reconcile"),
         (settings.poll_every, reconciler.poll, "poll"),
@@ -186,6 +189,9 @@ async def build_services(settings: Settings, *, clock: Clock | None = None, stor
         (settings.reconcile_every, dlr.settle_parts, "kannel_parts"),
         (AUTH_PRUNE_EVERY, operator.prune_auth_failures, "auth_prune"),
         (settings.rejections_flush_every, services.rejections.flush, "rejections"),
+        # SMPP receipts that matched nothing yet (another worker's, before its id was recorded)
+        (HELD_RECEIPTS_EVERY, smpp_receipts.retry_held, "smpp_held"),
+        (MAINTAIN_EVERY, smpp_receipts.prune, "smpp_parts_prune"),
     )
     for seconds, job, name in jobs if settings.background_jobs else ():
         services.tasks.append(asyncio.create_task(every(seconds, job, name)))
@@ -203,19 +209,17 @@ async def build_services(settings: Settings, *, clock: Clock | None = None, stor
     return services
 
 
-def _smpp_hooks(dlr: DeliveryReports, intake: InboundIntake, clock: Clock) -> SmppHooks:
-    """SMPP receipts go to DeliveryReports; a deliver_sm that is not a receipt is an inbound
-    message (SPEC §12, §14) and goes to the inbound intake. A failure propagates: the
-    deliver_sm is answered with an error and the SMSC delivers it again."""
-
-    async def on_receipt(connection: str, message_id: int | None, upstream_id: str, state: str | None, raw: str) -> int:
-        report = StatusReport(message_id, upstream_id, (state,) if state else (), raw=raw)
-        return await dlr.apply(connection, [report])
+def _smpp_hooks(receipts: SmppReceipts, intake: InboundIntake, clock: Clock) -> SmppHooks:
+    """SMPP receipts go to DeliveryReports (matched in the store, or held, when the adapter
+    could not match them in memory); a deliver_sm that is not a receipt is an inbound message
+    (SPEC §12, §14) and goes to the inbound intake. A failure propagates: the deliver_sm is
+    answered with an error and the SMSC delivers it again."""
 
     async def on_inbound(connection: str, source: str, dest: str, text: str, raw: str) -> None:
         await intake.accept(connection, [from_smpp(source, dest, text, raw, now=clock.now())])
 
-    return SmppHooks(on_receipt=on_receipt, on_inbound=on_inbound)
+    return SmppHooks(on_receipt=receipts.receipt, on_inbound=on_inbound, on_parts=receipts.parts,
+                     on_part_delivered=receipts.part_delivered)
 
 
 def upgrade_database(database_url: str) -> None:

@@ -19,6 +19,15 @@ SMPP_DELIVER = Counter(
     "deliver_sm/data_sm by connection and kind (receipt, held, unmatched, inbound, undecodable); all answered",
     ["connection", "kind"],
 )
+SMPP_SUBMITS = Counter(
+    "pombo_smpp_submit_sm_total",
+    "submit_sm by connection and outcome (ok, not_now, rejected, no_answer, bind_lost, no_bind)",
+    ["connection", "outcome"],
+)
+SMPP_BINDS = Gauge("pombo_smpp_binds", "SMPP binds of this process by connection and state (bound, binding, down)",
+                   ["connection", "state"])
+SMPP_WINDOW = Gauge("pombo_smpp_window_in_use", "submit_sm unanswered on each SMPP connection's binds (this process)",
+                    ["connection"])
 SMPP_BIND_EVENTS = Counter("pombo_smpp_bind_ends_total", "SMPP binds that dropped or failed to open", ["connection", "state"])
 FAILURES_IN_A_ROW = Gauge(
     "pombo_connection_consecutive_failures", "Upstream failures in a row, per connection (this process)", ["connection"]
@@ -70,6 +79,7 @@ QUEUE = Gauge("pombo_upstream_queue_length", "Messages waiting in the upstream q
 OLDEST = Gauge("pombo_upstream_queue_oldest_seconds", "Age of the oldest waiting message, per connection",
                ["connection"])
 STATES = ("ok", "failing", "skipped", "idle")
+BIND_STATES = ("bound", "binding", "down")
 
 
 def upstream_attempt(connection: str, kind: str) -> None:
@@ -84,6 +94,11 @@ def connections(report: dict[str, dict[str, Any]]) -> None:
             STATE.labels(name, state).set(1 if c["state"] == state else 0)
         QUEUE.labels(name).set(c["queue"])
         OLDEST.labels(name).set(c["oldest_age"])
+        binds = c.get("binds")
+        if binds is not None:
+            for state in BIND_STATES:
+                SMPP_BINDS.labels(name, state).set(sum(1 for b in binds if b["state"] == state))
+            SMPP_WINDOW.labels(name).set(sum(b["window_used"] for b in binds))
 
 
 AVAILABLE = Gauge(

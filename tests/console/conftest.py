@@ -36,7 +36,8 @@ def console_doc() -> dict[str, Any]:
     """A reseller with two shops; one shop routed to a connection that fails DDD 21."""
     return {
         "connections": [
-            {"name": "velip", "kind": "simulator", "ack_timeout": 2, "final_timeout": 5, "dlr_secret": MO_SECRET},
+            {"name": "velip", "kind": "simulator", "ack_timeout": 2, "final_timeout": 5, "throughput": 500,
+             "fallback": ["backup"], "dlr_secret": MO_SECRET},
             {"name": "backup", "kind": "simulator", "fail_prefix": "5521", "ack_timeout": 2, "final_timeout": 5},
         ],
         "customers": [

@@ -291,6 +291,33 @@ async def test_disable_and_enable_a_connection(console: Client) -> None:
     assert status == 404
 
 
+async def test_connections_show_the_engine_and_a_message_its_attempts(console: Client, live: Live) -> None:
+    """SPEC §11 in the console: each connection's state, queue, pacing and recent logged
+    attempts; a message's attempts in order (logged ones, then the answer that settled it)."""
+    sent = await console.send(SHOP_TOKEN_2, dest="11987650401", message="attempts")
+    assert sent["status_code"] == "0"
+    mid = int(sent["cdls_id"])
+    created = live.sql("SELECT created_at FROM messages WHERE id = :id", id=mid)[0][0]
+    for kind, raw, at in (("not_sent", "HTTP 429: slow down", created + 0.1), ("claimed", None, created + 0.6)):
+        live.sql("INSERT INTO upstream_attempts (message_id, connection, kind, raw, at) "
+                 "VALUES (:id, 'velip', :kind, :raw, :at)", id=mid, kind=kind, raw=raw, at=at)
+    status, page, _ = await console.get(f"/console/messages/{mid}?lang=en")
+    assert status == 200
+    table = page.split('id="h-attempts"')[1].split("</table>")[0]
+    kinds = re.findall(r'data-attempt="([a-z_]+)"', table)
+    # on PostgreSQL a first send may wait for its throughput grant: a claim of its own comes first
+    assert kinds[-3:] == ["not_sent", "claimed", "ok"] and set(kinds[:-3]) <= {"claimed"}, kinds
+    assert "<td>429</td>" in table and "slow down" in table and "taken from the queue" in table
+    status, page, _ = await console.get("/console/connections?lang=en")
+    assert status == 200
+    velip = page.split('data-connection="velip"')[1].split("</section>\n</section>")[0]
+    assert 'data-section="engine"' in velip and 'data-engine-state="ok"' in velip
+    assert 'data-queue="0"' in velip and "500/s" in velip and "backup" in velip
+    assert f'href="/console/messages/{mid}"' in velip and 'data-attempt="not_sent"' in velip
+    backup = page.split('data-connection="backup"')[1]
+    assert 'data-engine-state=' in backup and "no cap" in backup
+
+
 async def test_overview_numbers_follow_the_sends(console: Client) -> None:
     before = await _overview(console)
     for i in range(3):

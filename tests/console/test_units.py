@@ -78,6 +78,8 @@ def test_every_label_used_by_a_template_exists_in_both_languages() -> None:
     assert kpis is not None
     used |= set(re.findall(r"'([a-z_]+)'", kpis.group(1)))
     used |= {f"cause_{c}" for c in ("topup", "opening", "message", "refund")}
+    used |= {f"eng_{s}" for s in ("ok", "failing", "skipped", "idle")}
+    used |= {f"kind_{k}" for k in ("ok", "rejected", "not_sent", "unknown", "claimed", "expired")}
     used |= {f"audit_{a}" for a in ACTIONS} | {f"edit_done_{s}" for s in ("tariffs", "blocklist", "models")}
     used |= {f"login_{c}" for c in (131, 132, 199)} | {f"health_{h}" for h in ("ok", "degraded", "down", "idle", "off")}
     missing = sorted(used - set(i18n.LABELS))

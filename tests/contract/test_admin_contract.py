@@ -234,11 +234,14 @@ async def test_prune_keeps_waiting_messages_and_the_ledger(shop: Store) -> None:
     await shop.apply_delivery(connection="sim", message_id=ids[0], upstream_id=None, state="delivered", raw="d", now=T0 + 11)
     # a report that moves nothing: ids[2] stays waiting (one that shows the provider took it settles it OK)
     await shop.apply_delivery(connection="sim", message_id=ids[2], upstream_id=None, state=None, raw="s", now=T0 + 11)
+    for i in ids[:3]:  # upstream attempts go with their message; a waiting message keeps its own
+        await shop.record_attempt(message_id=i, connection="sim", kind="not_sent", raw="HTTP 503: busy", now=T0 + 5)
     ledger = await ledger_rows(shop)
     counts = await operate(shop, "prune_log", before=T0 + 2.5, now=T0 + 100)
-    assert counts == {"partitions_dropped": 0, "messages_deleted": 2, "reports_deleted": 1, "waiting_kept": 1,
-                      "inbound_deleted": 0}
+    assert counts == {"partitions_dropped": 0, "messages_deleted": 2, "reports_deleted": 1, "attempts_deleted": 2,
+                      "waiting_kept": 1, "inbound_deleted": 0}
     assert [await shop.get_message(customer_id=SHOP, message_id=i) is not None for i in ids] == [False, False, True, True]
+    assert [len(await shop.attempts(message_id=i)) for i in ids] == [0, 0, 1, 0]
     assert await raw_reports(shop) == [("sim", ids[2], None, "s")]
     assert await ledger_rows(shop) == ledger
     await assert_sound(shop)

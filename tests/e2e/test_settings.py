@@ -62,14 +62,17 @@ def test_window_not_containing_now_does_not_apply(pombo):
 
 def test_night_window_uses_pombo_timezone(pombo):
     """§4/§10: the night window is read in POMBO_TIMEZONE: a window around the current hour in
-    UTC+14 applies on a server set to that zone and not on the São Paulo one."""
+    UTC+14 applies on a server set to that zone (its night_limit of 1 holds) and not on the São
+    Paulo one. (A send counts toward the night its server sees it in: servers of one database
+    share one POMBO_TIMEZONE.)"""
     now = dt.datetime.now(ZoneInfo(KIRI))
     window = f"{_hhmm(now - dt.timedelta(minutes=40))}-{_hhmm(now + dt.timedelta(minutes=40))}"
     tok = _night_customer(pombo, 166, window)
+    with spawn(pombo, POMBO_TIMEZONE=KIRI) as (other, _):
+        expect(other.send(tok, other.dest(), "kiritimati 1"), 0)
+        expect_reject(other.send(tok, other.dest(), "kiritimati 2"), 245)
     for i in range(2):
         expect(pombo.send(tok, pombo.dest(), f"sp {i}"), 0)
-    with spawn(pombo, POMBO_TIMEZONE=KIRI) as (other, _):
-        expect_reject(other.send(tok, other.dest(), "kiritimati"), 245)
 
 
 def test_date_range_uses_pombo_timezone(pombo):

@@ -33,6 +33,7 @@ class Rule:
     id_form: str = "hex"  # receipt id in the text: hex | dec | lower | tlv (TLV only, no id: in text)
     receipt_first: bool = False  # the receipt goes out before the submit_sm_resp
     as_data_sm: bool = False
+    answer_delay: float = 0.0  # seconds before the submit_sm_resp
 
 
 @dataclass
@@ -64,6 +65,8 @@ class Session:
     system_type: str
     sequence: itertools.count = field(default_factory=lambda: itertools.count(1))
     answers: dict[int, asyncio.Future[tuple[int, int]]] = field(default_factory=dict)
+    outstanding: int = 0  # submit_sm read and not answered yet
+    most_outstanding: int = 0
 
     def send(self, command_id: int, body: bytes = b"", status: int = 0, sequence: int | None = None) -> int:
         seq = next(self.sequence) if sequence is None else sequence
@@ -107,10 +110,12 @@ class FakeSmsc:
 
     def __init__(self) -> None:
         self.rules: dict[str, Rule] = {}
+        self.script: dict[str, list[Rule]] = {}  # per destination, used once each, in order, before rules
         self.default = Rule()
         self.bind_status = 0  # bind_transceiver_resp status (0x0E: wrong password...)
         self.bind_attempts: list[tuple[float, str, str, str]] = []  # (time, system_id, password, system_type)
         self.sessions: list[Session] = []
+        self._all_sessions: list[Session] = []
         self.submits: list[Submit] = []
         self.enquire_links = 0
         self.unbinds = 0
@@ -218,27 +223,52 @@ class FakeSmsc:
         if self.bind_status:
             return None
         self.sessions.append(session)
+        self._all_sessions.append(session)
         return session
 
     def _submit(self, session: Session, sm: Submit) -> bool:
         """Answer one submit_sm as its rule says; False when the bind is to drop."""
-        rule = self.rules.get(sm.dest, self.default)
+        scripted = self.script.get(sm.dest)
+        rule = scripted.pop(0) if scripted else self.rules.get(sm.dest, self.default)
         sm.message_id = f"{next(self._ids):08X}" if rule.status == 0 else ""
         self.submits.append(sm)
         if rule.drop:
             return False
+        session.outstanding += 1
+        session.most_outstanding = max(session.most_outstanding, session.outstanding)
         if rule.stat and rule.status == 0:
             self._spawn(self._later_receipt(session, rule, sm))
         if rule.answer and not rule.receipt_first:
-            body = (sm.message_id.encode() + b"\0") if rule.status == 0 else b""
-            session.send(SUBMIT | RESP, body, status=rule.status, sequence=sm.sequence)
+            if rule.answer_delay:
+                self._spawn(self._later_answer(session, rule, sm))
+            else:
+                self._answer(session, rule, sm)
         return True
+
+    def _answer(self, session: Session, rule: Rule, sm: Submit) -> None:
+        session.outstanding -= 1
+        body = (sm.message_id.encode() + b"\0") if rule.status == 0 else b""
+        session.send(SUBMIT | RESP, body, status=rule.status, sequence=sm.sequence)
+
+    async def _later_answer(self, session: Session, rule: Rule, sm: Submit) -> None:
+        await asyncio.sleep(rule.answer_delay)
+        if not session.writer.is_closing():
+            self._answer(session, rule, sm)
+
+    def accepted(self, dest: str | None = None) -> list[Submit]:
+        """The submit_sm answered OK (each got a message_id), for one destination or all."""
+        return [s for s in self.submits if s.message_id and (dest is None or s.dest == dest)]
+
+    def most_outstanding(self) -> int:
+        """The most submit_sm any one session had unanswered at once."""
+        return max((s.most_outstanding for s in self._all_sessions), default=0)
 
     async def _later_receipt(self, session: Session, rule: Rule, sm: Submit) -> None:
         await asyncio.sleep(rule.delay)
         if rule.receipt_first:
             await self.receipt(session, rule, sm.message_id, sm.dest)
             await asyncio.sleep(0.2)
+            session.outstanding -= 1
             session.send(SUBMIT | RESP, sm.message_id.encode() + b"\0", sequence=sm.sequence)
             return
         await self.receipt(session, rule, sm.message_id, sm.dest)

@@ -54,6 +54,7 @@ class Received:
     json: Any  # parsed JSON body or None
     body: bytes
     outcome: str = ""  # how the fake answered: a mode of behave(), or "limited" (429 over the cap)
+    at: float = 0.0  # time.monotonic() when it arrived
 
 
 @dataclass(frozen=True)
@@ -242,6 +243,7 @@ class FakeUpstream:
             form=await _form_of(request),
             json=_json_of(request, body),
             body=body,
+            at=time.monotonic(),
         )
         with self._lock:
             self._requests.append(received)

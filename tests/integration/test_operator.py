@@ -146,6 +146,10 @@ def _insert(conn, *, message_id: int, created_at: float, status_code: int) -> No
         text("INSERT INTO dlr_reports (connection, message_id, state, raw, created_at) VALUES ('velip', :id, 'sent', 'r', :at)"),
         {"id": message_id, "at": created_at},
     )
+    conn.execute(
+        text("INSERT INTO upstream_attempts (message_id, connection, kind, raw, at) VALUES (:id, 'velip', 'not_sent', 'HTTP 429: slow', :at)"),
+        {"id": message_id, "at": created_at},
+    )
 
 
 async def test_prune_keeps_waiting_messages_and_the_ledger(services: Services, database_url: str) -> None:
@@ -164,6 +168,7 @@ async def test_prune_keeps_waiting_messages_and_the_ledger(services: Services, d
     counts = await services.operator.prune_log(before=time.time() - 30 * DAY)
     assert sorted(r[0] for r in sql(database_url, "SELECT id FROM messages")) == [903, 904]
     assert sorted(r[0] for r in sql(database_url, "SELECT message_id FROM dlr_reports")) == [903, 904]
+    assert sorted(r[0] for r in sql(database_url, "SELECT message_id FROM upstream_attempts")) == [903, 904]
     assert sql(database_url, "SELECT count(*) FROM ledger WHERE message_id = 901") == [(1,)]
     assert counts["waiting_kept"] == 1
     if database_url.startswith("postgresql"):

@@ -216,9 +216,15 @@ async def healthz(request: Request) -> Response:
         connections = await dispatcher.report()
     except StoreUnavailable:
         return env.json_response({"status": "unavailable", "database": "down"}, 503)
-    degraded = any(c["state"] in ("failing", "skipped") for c in connections.values())
+    degraded = any(c["state"] in ("failing", "skipped") or _no_bind(c) for c in connections.values())
     body = {"status": "degraded" if degraded else "ok", "in_flight": dispatcher.in_flight, "connections": connections}
     return env.json_response(body)
+
+
+def _no_bind(connection: dict[str, Any]) -> bool:
+    """An SMPP connection whose binds are all down or still binding."""
+    binds: list[dict[str, Any]] = connection.get("binds") or []
+    return bool(binds) and not any(b["state"] == "bound" for b in binds)
 
 
 BALANCES_EVERY = 30.0  # the customers' available credit is read at most this often (per process)

@@ -10,11 +10,12 @@ from urllib.parse import urlencode
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from pombo.console import i18n, overview
+from pombo.console import attempts, i18n, overview
 from pombo.console.web import operator_service, operator_view, page
 from pombo.domain import codes, delivery, money
 from pombo.domain.ints import uint
 from pombo.domain.numbers import number_forms
+from pombo.errors import StoreUnavailable
 from pombo.services.operator import InboundFilter, MessageFilter
 from pombo.services.operator_reads import PAGE
 
@@ -155,7 +156,8 @@ async def message_page(request: Request) -> Response:
     msg = await operator_service(request).message_story(message_id=request.path_params["message_id"])
     if msg is None:
         return page(request, "error.html", status=404, message_key="not_found")
-    return page(request, "message.html", m=msg, events=_story(msg), checks=CHECKS, status_text=codes.TEXTS)
+    return page(request, "message.html", m=msg, events=_story(msg), checks=CHECKS, status_text=codes.TEXTS,
+                attempts=attempts.of_message(msg))
 
 
 def _story(m: dict[str, Any]) -> list[tuple[float | None, str, dict[str, Any]]]:
@@ -208,6 +210,16 @@ async def inbound_page(request: Request) -> Response:
     return page(request, "inbound.html", rows=rows, params=params, bad=bad, older=older)
 
 
+async def _live_connections(request: Request) -> dict[str, dict[str, Any]]:
+    """This worker's live view of its connections (the dispatcher's report); empty while the
+    database is away (the page still shows what the store had)."""
+    try:
+        report: dict[str, dict[str, Any]] = await request.app.state.services.dispatcher.report()
+    except StoreUnavailable:
+        return {}
+    return report
+
+
 @operator_view
 async def connections_page(request: Request) -> Response:
     now = time.time()
@@ -215,8 +227,14 @@ async def connections_page(request: Request) -> Response:
     conns = await operator.connections()
     health = await operator.connection_health(now=now)
     states = await operator.delivery_by_connection(now=now)
+    live = await _live_connections(request)  # the engine's report (SMPP binds among it)
+    engine = live
+    recent = attempts.by_connection(await operator.recent_attempts())
     short = await operator.part_warnings()
     for c in conns:
+        session = live.get(c["name"], {})  # an smpp connection's binds in this worker
+        c.update(binds=session.get("binds"), window=session.get("window"),
+                 submits_per_s=session.get("submits_per_s"), receipts_per_s=session.get("receipts_per_s"))
         h = health.get(c["name"], {"codes": {}})
         total = sum(h["codes"].values())
         errors = h["codes"].get(codes.PROVIDER_ERROR, 0)
@@ -230,6 +248,8 @@ async def connections_page(request: Request) -> Response:
             latency=h.get("latency"),
             last_error=h.get("last_error"),
             health=_health(c["enabled"], total, errors),
+            engine=engine.get(c["name"], attempts.IDLE),
+            attempts=recent.get(c["name"], []),
             parts_short=short.get(c["name"]),
         )
     return page(request, "connections.html", conns=conns)

@@ -27,12 +27,16 @@ class EngineSettings:
 
     @classmethod
     def of(cls, config: ConnectionConfig) -> EngineSettings:
-        """The settings kept in the connection's options (absent: the defaults)."""
+        """The settings kept in the connection's options (absent: the defaults). An smpp
+        connection's `window` is per bind: the engine lets `window` x `binds` be in flight."""
         o = config.options
         fallback = o.get("fallback") or ()
+        window = int(o.get("window") or DEFAULT_WINDOW)
+        if config.kind == "smpp":
+            window *= max(1, int(o.get("binds") or 1))
         return cls(
             throughput=float(o.get("throughput") or 0),
-            window=int(o.get("window") or DEFAULT_WINDOW),
+            window=window,
             fallback=(fallback,) if isinstance(fallback, str) else tuple(fallback),
             max_queue_time=float(o.get("max_queue_time") or DEFAULT_MAX_QUEUE_TIME),
         )

@@ -174,9 +174,9 @@ class OperatorReads(Protocol):
 
     async def message_story(self, *, message_id: int) -> Row | None:
         """One message (any customer) with customer_name, username, its ledger rows (id,
-        customer_id, name, amount, cause, created_at) and its reports (id, connection, state,
-        raw, created_at), both oldest first, and its replies (inbound messages answering it,
-        oldest first). None when unknown."""
+        customer_id, name, amount, cause, created_at), its reports (id, connection, state,
+        raw, created_at), its logged upstream attempts (id, connection, kind, raw, at) and its
+        replies (inbound messages answering it), each oldest first. None when unknown."""
         ...
 
     async def search_inbound(self, *, where: InboundFilter, limit: int) -> list[Row]:
@@ -217,6 +217,11 @@ class LogStats(Protocol):
     async def connection_health(self, *, since: float) -> dict[str, dict[str, Any]]:
         """{connection: {"codes": {status_code: count}, "latency": average answer seconds,
         "waiting": messages waiting now, "last_error": {id, return_log, updated_at} or None}}."""
+        ...
+
+    async def recent_attempts(self, *, limit: int) -> list[Row]:
+        """The newest `limit` rows of the upstream attempts log (id, message_id, connection,
+        kind, raw, at), newest first."""
         ...
 
     async def waiting_count(self) -> int:

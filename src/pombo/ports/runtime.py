@@ -291,6 +291,55 @@ class Inbound(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class HeldReceipt:
+    """A receipt no message was found for yet (SPEC §12), kept to be matched later."""
+
+    id: int
+    connection: str
+    upstream_id: str
+    state: str | None
+    raw: str
+    created_at: float
+
+
+class PartIds(Protocol):
+    """Durable matching of SMPP receipts: the id of every part of a multi-part message (in each
+    of its key forms, domain.receipt_ids), and receipts whose message is not known yet."""
+
+    async def record_parts(self, *, connection: str, message_id: int, keys: Sequence[Sequence[str]], now: float) -> None:
+        """Index the parts of an accepted message: keys[i] are part i's id keys."""
+        ...
+
+    async def find_part(self, *, connection: str, keys: Sequence[str]) -> tuple[int, int, int] | None:
+        """(message id, part index, parts) of the part one of `keys` names, or None."""
+        ...
+
+    async def part_delivered(self, *, connection: str, message_id: int, part: int) -> int:
+        """Mark a part delivered; how many parts of the message are delivered now."""
+        ...
+
+    async def find_upstream(self, *, connection: str, upstream_ids: Sequence[str]) -> int | None:
+        """The message whose upstream id is one of these spellings, or None."""
+        ...
+
+    async def hold_receipt(self, *, connection: str, upstream_id: str, state: str | None, raw: str, now: float) -> None:
+        """Keep a receipt no message is known for yet."""
+        ...
+
+    async def held_receipts(self, *, limit: int) -> list[HeldReceipt]:
+        """Held receipts, oldest first."""
+        ...
+
+    async def drop_held(self, *, ids: Sequence[int]) -> None:
+        """Forget held receipts (applied, or too old)."""
+        ...
+
+    async def prune_parts(self, *, older_than: float) -> None:
+        """Forget part ids indexed before this time."""
+        ...
+
+
 class MessageLog(Protocol):
     """A customer's own message log (GetSMSStatus)."""
 

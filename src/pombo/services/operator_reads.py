@@ -138,6 +138,10 @@ class OperatorViews:
         """Per connection over the last hour: counts by status, answer time, waiting, last error."""
         return await self._store.connection_health(since=now - WINDOW)
 
+    async def recent_attempts(self, *, limit: int = 200) -> list[Row]:
+        """The newest logged upstream attempts (not sent, claimed, unknown, expired), newest first."""
+        return await self._store.recent_attempts(limit=limit)
+
     async def delivery_by_connection(self, *, now: float) -> dict[str, dict[str, int]]:
         """{connection: {delivery state: count}} of the last hour's messages."""
         return await self._store.delivery_by_connection(since=now - WINDOW)

@@ -226,3 +226,5 @@ async def test_the_report_shows_every_configured_connection_with_its_queue(world
     assert (velip["state"], velip["queue"], velip["oldest_age"]) == ("ok", 1, 12.0)
     assert velip["outcomes"]["not_sent"] == 1
     assert {"consecutive_failures", "sent", "failed", "in_flight"} <= set(velip)
+    assert (velip["throughput"], velip["window"], velip["skipped_for"]) == (0.0, 100, 0.0)
+    assert isinstance(velip["fallback"], list)

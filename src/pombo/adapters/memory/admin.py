@@ -222,14 +222,17 @@ class Operator:
     # ------------------------------------------------------------ the log and the brute-force state
 
     async def prune_log(self, *, before: float, now: float) -> dict[str, int]:
-        """Delete settled messages created before `before` (never one still waiting) and their
-        reports; ledger rows stay (the ledger is append-only)."""
+        """Delete settled messages created before `before` (never one still waiting), their
+        reports and upstream attempts; ledger rows stay (the ledger is append-only)."""
         t = self.t
         old = [m for m in t.messages.values() if m["created_at"] < before]
         gone = {m["id"] for m in old if m["status_code"] != codes.WR}
         kept_reports = [r for r in t.reports if r["message_id"] not in gone]
         deleted_reports = len(t.reports) - len(kept_reports)
         t.reports = kept_reports
+        kept_attempts = [a for a in t.attempts if a["message_id"] not in gone]
+        deleted_attempts = len(t.attempts) - len(kept_attempts)
+        t.attempts = kept_attempts
         for message_id in gone:
             del t.messages[message_id]
         old_inbound = [i for i, row in t.inbound.items() if row["created_at"] < before]
@@ -238,7 +241,8 @@ class Operator:
         over = min(before, now) - 2 * 86400.0  # night-cap counters of nights long over
         t.night_counts = {k: n for k, n in t.night_counts.items() if k[1] >= over}
         return {"partitions_dropped": 0, "messages_deleted": len(gone), "reports_deleted": deleted_reports,
-                "waiting_kept": len(old) - len(gone), "inbound_deleted": len(old_inbound)}
+                "attempts_deleted": deleted_attempts, "waiting_kept": len(old) - len(gone),
+                "inbound_deleted": len(old_inbound)}
 
     async def ip_report(self, *, since: float) -> list[Row]:
         """Blocked IPs and IPs with failures since `since`, with their counts."""

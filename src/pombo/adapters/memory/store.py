@@ -14,6 +14,7 @@ from pombo.adapters.memory.admin import Operator
 from pombo.adapters.memory.auth import AuthCounting
 from pombo.adapters.memory.inbound import InboundPath
 from pombo.adapters.memory.outbox import CallbackOutbox
+from pombo.adapters.memory.parts import PartIdsPath
 from pombo.adapters.memory.queue import QueuePath
 from pombo.adapters.memory.rejections import RejectionKeeping
 from pombo.adapters.memory.sending import SendPath
@@ -21,7 +22,9 @@ from pombo.adapters.memory.tables import Tables, build_catalog, live_tokens
 from pombo.domain.catalog import Catalog
 
 
-class MemoryStore(SendPath, QueuePath, CallbackOutbox, AuthCounting, Operator, RejectionKeeping, InboundPath):
+class MemoryStore(
+    SendPath, QueuePath, PartIdsPath, CallbackOutbox, AuthCounting, Operator, RejectionKeeping, InboundPath
+):
     """The in-memory store: send path, outbox, brute-force counters and the operator's changes."""
 
     def __init__(self) -> None:

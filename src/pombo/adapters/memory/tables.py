@@ -90,6 +90,8 @@ class Tables:
     queue: dict[int, Row] = field(default_factory=dict)  # the upstream queue, by message id
     attempts: list[Row] = field(default_factory=list)  # the upstream attempts log
     grants: dict[str, list[tuple[float, int]]] = field(default_factory=dict)  # throughput grants (at, n)
+    smpp_parts: dict[tuple[str, str], Row] = field(default_factory=dict)  # (connection, id key)
+    smpp_held: dict[int, Row] = field(default_factory=dict)  # held receipts, by id
     ids: dict[str, itertools.count[int]] = field(default_factory=dict)
 
     def next_id(self, table: str) -> int:

@@ -123,8 +123,8 @@ NIGHT_KEPT = 2 * 86400.0  # seconds a night's cap counter outlives its start (a 
 
 
 def prune_log(conn: Connection, *, before: float, now: float) -> dict[str, int]:
-    """Delete settled messages created before `before` (epoch) and their raw reports, and the
-    inbound messages stored before it.
+    """Delete settled messages created before `before` (epoch), their raw reports and their
+    upstream attempts, and the inbound messages stored before it.
 
     A message still waiting for its upstream outcome (status 1) is never touched. On
     PostgreSQL a whole monthly partition that ends before `before` and holds no waiting
@@ -140,6 +140,7 @@ def prune_log(conn: Connection, *, before: float, now: float) -> dict[str, int]:
             waiting = conn.execute(text(f'SELECT count(*) FROM "{name}" WHERE status_code = 1')).scalar()
             if not waiting:
                 conn.execute(text(f'DELETE FROM dlr_reports WHERE message_id IN (SELECT id FROM "{name}")'))
+                conn.execute(text(f'DELETE FROM upstream_attempts WHERE message_id IN (SELECT id FROM "{name}")'))
                 conn.execute(text(f'DROP TABLE "{name}"'))
                 dropped += 1
     prunable = [t.messages.c.created_at < before, t.messages.c.status_code != 1]
@@ -152,6 +153,9 @@ def prune_log(conn: Connection, *, before: float, now: float) -> dict[str, int]:
             prunable.append(t.messages.c.id != newest)
     settled = select(t.messages.c.id).where(*prunable)
     reports = conn.execute(t.dlr_reports.delete().where(t.dlr_reports.c.message_id.in_(settled))).rowcount
+    attempts = conn.execute(
+        t.upstream_attempts.delete().where(t.upstream_attempts.c.message_id.in_(settled))
+    ).rowcount
     deleted = conn.execute(t.messages.delete().where(*prunable)).rowcount
     kept = conn.execute(
         select(func.count()).select_from(t.messages).where(t.messages.c.created_at < before, t.messages.c.status_code == 1)
@@ -162,7 +166,7 @@ def prune_log(conn: Connection, *, before: float, now: float) -> dict[str, int]:
     inbound = conn.execute(t.inbound.delete().where(t.inbound.c.created_at < before)).rowcount
     return {
         "partitions_dropped": dropped, "messages_deleted": deleted, "reports_deleted": reports,
-        "waiting_kept": int(kept or 0), "inbound_deleted": int(inbound),
+        "attempts_deleted": attempts, "waiting_kept": int(kept or 0), "inbound_deleted": int(inbound),
     }
 
 

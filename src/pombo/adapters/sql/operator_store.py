@@ -181,6 +181,10 @@ class OperatorSide:
         """Per connection: counts by status, answer time, waiting now, last error."""
         return await self._read(stats.connection_health, since=since)
 
+    async def recent_attempts(self, *, limit: int) -> list[Row]:
+        """The newest logged upstream attempts, newest first."""
+        return await self._read(stats.recent_attempts, limit=limit)
+
     async def waiting_count(self) -> int:
         """Messages whose provider has not answered yet."""
         return await self._read(stats.waiting_now)

@@ -161,3 +161,13 @@ def spend_since(conn: Connection, *, since: float) -> dict[int, int]:
         .group_by(led.customer_id)
     ).all()
     return {int(cid): int(spent or 0) for cid, spent in rows}
+
+
+def recent_attempts(conn: Connection, *, limit: int) -> list[dict[str, Any]]:
+    """The newest logged upstream attempts (id, message_id, connection, kind, raw, at), newest
+    first (plain first-time sends are not logged: SPEC §11's fast path writes nothing more)."""
+    a = t.upstream_attempts.c
+    rows = conn.execute(
+        select(a.id, a.message_id, a.connection, a.kind, a.raw, a.at).order_by(a.id.desc()).limit(limit)
+    )
+    return [dict(r._mapping) for r in rows]

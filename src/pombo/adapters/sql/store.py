@@ -18,6 +18,7 @@ from pombo.adapters.sql.batch import Batcher
 from pombo.adapters.sql.executor import Database, Executor
 from pombo.adapters.sql.inbound import InboundSide
 from pombo.adapters.sql.operator_store import OperatorSide
+from pombo.adapters.sql.parts import SqlPartIds
 from pombo.adapters.sql.queue import SqlQueue
 from pombo.adapters.sql.rejections import RejectionSide
 from pombo.adapters.sql.snapshot import CatalogSide
@@ -31,7 +32,7 @@ CLAIM_SECONDS = 60.0  # how long a reconciliation claim keeps other processes aw
 SettleItem = tuple[int, str | None, str, float]  # (message id, upstream id, raw, now)
 
 
-class SqlStore(CatalogSide, SqlQueue, OperatorSide, RejectionSide, InboundSide):
+class SqlStore(CatalogSide, SqlQueue, SqlPartIds, OperatorSide, RejectionSide, InboundSide):
     """What both engines share (the operator's ports among it). Subclasses provide the batched
     send path."""
 

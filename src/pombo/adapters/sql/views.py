@@ -133,6 +133,9 @@ def message_story(conn: Connection, *, message_id: int) -> Row | None:
     i = t.inbound.c
     msg["replies"] = _rows(conn, select(i.id, i.source, i.dest, i.text, i.received_at, i.connection)
                            .where(i.reply_to == message_id).order_by(i.id))
+    a = t.upstream_attempts.c
+    msg["attempts"] = _rows(conn, select(a.id, a.connection, a.kind, a.raw, a.at)
+                            .where(a.message_id == message_id).order_by(a.at, a.id))
     return msg
 
 

@@ -55,8 +55,17 @@ class Capacity:
 
     def free(self, config: ConnectionConfig) -> int:
         """Sends that may start on it now: under its window and its throughput."""
-        window = self.settings(config).window - self.in_flight_by.get(config.name, 0)
+        window = self.settings(config).window
+        live = self.window_now(config.name)
+        if live is not None:
+            window = min(window, live)
+        window -= self.in_flight_by.get(config.name, 0)
         return min(window, self.limiter(config).available()) if window > 0 else 0
+
+    def window_now(self, name: str) -> int | None:
+        """The window the live connection can take at this moment, when it says (an smpp
+        connection with binds down: `window` x the bound ones); None: the configured one."""
+        return None
 
     def health_of(self, name: str) -> Health:
         """This process's view of one connection."""

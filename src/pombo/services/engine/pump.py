@@ -46,11 +46,15 @@ class Pump:
 
     async def stop(self) -> None:
         """Stop after the current pass."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        task, self._task = self._task, None
+        # cancelled until it is done: a cancellation that meets a completing await can be lost
+        # (asyncio.wait_for in Python 3.11 returns the result instead), and awaiting the task
+        # once would then wait for ever
+        while task is not None and not task.done():
+            task.cancel()
+            await asyncio.wait({task}, timeout=1.0)
+        if task is not None and not task.cancelled() and task.exception() is not None:
+            log.warning("pump_stopped_with_error", error=repr(task.exception()))
 
     async def _run(self) -> None:
         next_poll = next_expiry = 0.0
@@ -77,8 +81,11 @@ class Pump:
                 await asyncio.sleep(1.0)
             await asyncio.sleep(MIN_GAP)
             if not self._d.wake.is_set():
-                with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(self._d.wake.wait(), TICK)
+                # asyncio.timeout, not wait_for: wait_for swallows a cancellation that arrives
+                # as the event is set (Python 3.11), and stop() would wait for ever
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(TICK):
+                        await self._d.wake.wait()
 
     async def _drain(self, head: str, catalog: Catalog) -> None:
         """Claim as many due messages of this chain as its target can take now, and send them."""

@@ -33,18 +33,49 @@ log = structlog.get_logger("pombo.smpp")
 
 OnReceipt = Callable[[str, int | None, str, str | None, str], Awaitable[int]]
 OnInbound = Callable[[str, str, str, str, str], Awaitable[None]]
+OnParts = Callable[[str, int, list[str]], Awaitable[None]]
+OnPartDelivered = Callable[[str, int, int], Awaitable[None]]
 ESM_RECEIPT = 0x04
 NOT_NOW = (pdu.RTHROTTLED, pdu.RMSGQFUL)
+
+
+class Rate:
+    """Events per second over the last RATE_WINDOW whole seconds (for /healthz and the console)."""
+
+    def __init__(self) -> None:
+        self._buckets: dict[int, int] = {}
+        self.total = 0
+
+    def mark(self, now: float) -> None:
+        second = int(now)
+        self._buckets[second] = self._buckets.get(second, 0) + 1
+        self.total += 1
+        if len(self._buckets) > RATE_WINDOW + 2:
+            for old in [k for k in self._buckets if k < second - RATE_WINDOW]:
+                del self._buckets[old]
+
+    def per_second(self, now: float) -> float:
+        second = int(now)
+        seen = sum(n for k, n in self._buckets.items() if second - RATE_WINDOW <= k < second)
+        return round(seen / RATE_WINDOW, 2)
+
+
+RATE_WINDOW = 10
 
 
 @dataclass(frozen=True, slots=True)
 class SmppHooks:
     """What the services give the adapter: where settled receipts and inbound messages go.
     on_receipt(connection, cdls_id or None, upstream_id, state, raw) -> state moves made;
-    on_inbound(connection, source, dest, text, raw)."""
+    on_inbound(connection, source, dest, text, raw);
+    on_parts(connection, cdls_id, part ids): a multi-part message was accepted (indexed durably,
+    so receipts of any part match after a restart or on another worker's bind);
+    on_part_delivered(connection, cdls_id, part): a part delivered, its message not yet whole."""
 
     on_receipt: OnReceipt | None = None
     on_inbound: OnInbound | None = None
+    on_parts: OnParts | None = None
+    on_part_delivered: OnPartDelivered | None = None
 
 
 class SmppConnection:
@@ -72,6 +103,10 @@ class SmppConnection:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._keepers: list[asyncio.Task[None]] = []
         self._closing = False
+        self._slot_waiters = 0  # sends waiting in _acquire for a window slot or a bind
+        self.submits, self.receipts = Rate(), Rate()
+        self._counted = {o: metrics.SMPP_SUBMITS.labels(config.name, o)
+                         for o in ("ok", "not_now", "rejected", "no_answer", "bind_lost", "no_bind")}
 
     def __repr__(self) -> str:  # never print credentials
         return f"SmppConnection(name={self.config.name!r}, {self._peer!r})"
@@ -86,6 +121,28 @@ class SmppConnection:
     def bind_states(self) -> list[str]:
         """bound / binding / down, per bind (for /healthz and the console)."""
         return [b.state if b is not None else "down" for b in self.binds]
+
+    def window_now(self) -> int | None:
+        """`window` x the bound binds, for the engine (SPEC §11: the window is per bind); None
+        when none is bound: the engine then tries, and "no live bind" is *not sent* (retried,
+        counted towards failover)."""
+        bound = sum(1 for b in self.binds if b is not None and b.state == "bound")
+        return self.window * bound if bound else None
+
+    def observe(self) -> dict[str, Any]:
+        """Each bind's state and window use, submit_sm and receipts per second (the last 10 s):
+        what /healthz, /metrics and the console show of this connection."""
+        now = time.time()
+        return {
+            "binds": [
+                {"state": b.state if b is not None else "down",
+                 "window_used": self.window - b.free if b is not None else 0}
+                for b in self.binds
+            ],
+            "window": self.window,
+            "submits_per_s": self.submits.per_second(now),
+            "receipts_per_s": self.receipts.per_second(now),
+        }
 
     async def send(self, sms: OutboundSms) -> UpstreamAck:
         """Submit every part; the first part's message_id is the upstream id, all are kept."""
@@ -108,54 +165,92 @@ class SmppConnection:
         except BaseException:
             self.tracker.forget(tracked)
             raise
+        if len(ids) > 1 and self._hooks.on_parts is not None:
+            try:  # before the ack: the parts are indexed before the message counts as sent
+                await self._hooks.on_parts(self.config.name, sms.id, ids)
+            except Exception:  # matched in memory still; after a restart only the first id is known
+                log.exception("smpp_parts_not_indexed", connection=self.config.name, cdls_id=sms.id)
         return UpstreamAck(ids[0], f"submit_sm_resp OK message_id {','.join(ids)}", part_ids=tuple(ids))
 
     async def _submit(self, part: pdu.Submit, tracked: Any, index: int, deadline: float) -> str:
-        loop = asyncio.get_running_loop()
         bind = await self._acquire(deadline)
+        # in flight until its id is indexed: a receipt that overtakes it is held, not handed over
         self.tracker.in_flight += 1
+        try:
+            return await self._submit_on(bind, part, tracked, index, deadline)
+        finally:
+            self.tracker.in_flight -= 1
+
+    async def _submit_on(self, bind: Bind, part: pdu.Submit, tracked: Any, index: int, deadline: float) -> str:
+        loop = asyncio.get_running_loop()
         try:
             status, body = await bind.request(lambda seq: pdu.submit_sm(part, seq), max(deadline - loop.time(), 0.001))
         except NotBound:
+            self._counted["no_bind"].inc()
             raise NotSent("no live bind") from None
         except TimeoutError:
+            self._counted["no_answer"].inc()
             raise UpstreamTimeout(f"no submit_sm_resp within {self.config.final_timeout:g}s") from None
         except BindLost as exc:
+            self._counted["bind_lost"].inc()
             raise OutcomeUnknown(f"bind lost after submit_sm was written ({exc})") from None
         finally:
-            self.tracker.in_flight -= 1
             await self._release(bind)
+        self.submits.mark(time.time())
         if status == pdu.ROK:
-            self._hand(self.tracker.accepted(tracked, index, pdu.message_id(body), time.time()))
-            return pdu.message_id(body)
+            self._counted["ok"].inc()
+            message_id = pdu.message_id(body)
+            self._hand(self.tracker.accepted(tracked, index, message_id, time.time()))
+            return message_id
         if status in NOT_NOW:
+            self._counted["not_now"].inc()
             raise NotSent(pdu.status_text(status))
+        self._counted["rejected"].inc()
         raise UpstreamRejected(pdu.status_text(status))
 
     async def _acquire(self, deadline: float) -> Bind:
         """A bound bind with a free window slot (the emptiest); NotSent when none comes."""
+        best = self._free_bind()
+        if best is not None:  # the usual case: no lock, no wait (nothing awaits in between)
+            best.free -= 1
+            return best
         loop = asyncio.get_running_loop()
         async with self._changed:
-            while True:
-                live = [b for b in self.binds if b is not None and b.bound]
-                if live:
-                    best = max(live, key=lambda b: b.free)
-                    if best.free > 0:
-                        best.free -= 1
-                        return best
-                elif not any(b is not None and b.state == "binding" for b in self.binds):
-                    raise NotSent("no live bind")
-                try:
-                    async with asyncio.timeout(max(deadline - loop.time(), 0)):
-                        await self._changed.wait()
-                except TimeoutError:
-                    why = "window full" if live else "no live bind"
-                    raise NotSent(f"{why} (window {self.window} per bind)") from None
+            self._slot_waiters += 1
+            try:
+                return await self._wait_for_slot(loop, deadline)
+            finally:
+                self._slot_waiters -= 1
+
+    def _free_bind(self) -> Bind | None:
+        best: Bind | None = None
+        for b in self.binds:
+            if b is not None and b.state == "bound" and b.free > 0 and (best is None or b.free > best.free):
+                best = b
+        return best
+
+    async def _wait_for_slot(self, loop: asyncio.AbstractEventLoop, deadline: float) -> Bind:
+        while True:
+            live = [b for b in self.binds if b is not None and b.bound]
+            if live:
+                best = max(live, key=lambda b: b.free)
+                if best.free > 0:
+                    best.free -= 1
+                    return best
+            elif not any(b is not None and b.state == "binding" for b in self.binds):
+                raise NotSent("no live bind")
+            try:
+                async with asyncio.timeout(max(deadline - loop.time(), 0)):
+                    await self._changed.wait()
+            except TimeoutError:
+                why = "window full" if live else "no live bind"
+                raise NotSent(f"{why} (window {self.window} per bind)") from None
 
     async def _release(self, bind: Bind) -> None:
         bind.free += 1
-        async with self._changed:
-            self._changed.notify()
+        if self._slot_waiters:
+            async with self._changed:
+                self._changed.notify()
 
     async def _keep(self, slot: int) -> None:
         """Keep one bind up: re-open it with backoff (1 s doubling to 60 s) when it drops or is refused."""
@@ -222,13 +317,16 @@ class SmppConnection:
             log.warning("smpp_receipt_unmatched", connection=name, text=text[:200])
             metrics.SMPP_DELIVER.labels(name, "unmatched").inc()
             return pdu.ROK
+        self.receipts.mark(time.time())
         settles = self.tracker.receipt(rid, state, text, time.time())
         if settles is None:
             settles = [Settle(None, rid, state, text)]
         metrics.SMPP_DELIVER.labels(name, "receipt" if settles else "held").inc()
         moved = await self._apply(settles)
         if settles and settles[0].message_id is None and not moved:
-            log.info("smpp_receipt_unmatched", connection=name, upstream_id=rid, state=state)
+            # not known in memory: the services matched it in the store (a part after a
+            # restart, another worker's message) or hold it until its message is known
+            log.info("smpp_receipt_by_upstream_id", connection=name, upstream_id=rid, state=state)
             metrics.SMPP_DELIVER.labels(name, "unmatched").inc()
         return pdu.ROK
 
@@ -238,6 +336,8 @@ class SmppConnection:
         moved = 0
         if self._hooks.on_receipt is not None:
             for s in settles:
+                if s.part is not None and s.message_id is not None and self._hooks.on_part_delivered is not None:
+                    await self._hooks.on_part_delivered(self.config.name, s.message_id, s.part)
                 moved += await self._hooks.on_receipt(self.config.name, s.message_id, s.upstream_id, s.state, s.raw)
         return moved
 

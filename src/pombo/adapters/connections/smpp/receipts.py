@@ -16,6 +16,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 
 from pombo.domain import delivery
+from pombo.domain.receipt_ids import id_keys
 
 # stat: words are read by domain/delivery.state_from_receipt (shared with Kannel's %A);
 # the message_state TLV (SMPP 3.4 §5.3.2.35), for receipts whose text has no stat:
@@ -38,18 +39,6 @@ def read_receipt(text: str, receipted_id: str | None, message_state: int | None)
     return rid, state
 
 
-def id_keys(upstream_id: str) -> tuple[str, ...]:
-    """The forms one message id may take in receipts: as written (any case, leading zeros
-    dropped), and its number read as hex and as decimal, whichever apply."""
-    text = upstream_id.strip().lower()
-    keys = [f"s:{text.lstrip('0') or '0'}"]
-    if text and all(c in "0123456789abcdef" for c in text):
-        keys.append(f"n:{int(text, 16)}")
-        if text.isdigit():
-            keys.append(f"n:{int(text)}")
-    return tuple(dict.fromkeys(keys))
-
-
 @dataclass(frozen=True, slots=True)
 class Settle:
     """A state to hand to the services: the message by cdls_id when known, else by upstream id."""
@@ -58,6 +47,7 @@ class Settle:
     upstream_id: str
     state: str | None
     raw: str
+    part: int | None = None  # a delivered part of a multi-part message not yet whole (0-based)
 
 
 @dataclass
@@ -86,12 +76,15 @@ class Tracker:
     def accepted(self, message: _Message, index: int, upstream_id: str, now: float) -> list[Settle]:
         """A part's submit_sm_resp: index it, and apply any receipt that came before it."""
         message.ids[index] = upstream_id
-        for key in id_keys(upstream_id):
+        keys = id_keys(upstream_id)
+        for key in keys:
             self._parts[key] = (message, index)
             self._parts.move_to_end(key)
         self._trim(now)
         settles: list[Settle] = []
-        for key in id_keys(upstream_id):
+        if not self._early:
+            return settles
+        for key in keys:
             held = self._early.pop(key, [])
             for _arrived, rid, state, raw in held:
                 settles += self._apply(message, index, rid, state, raw)
@@ -149,7 +142,7 @@ class Tracker:
             return [Settle(message.message_id, primary, state, raw)]
         message.delivered.add(index)
         if len(message.delivered) < len(message.ids):
-            return [Settle(message.message_id, primary, None, raw)]  # kept, moves nothing
+            return [Settle(message.message_id, primary, None, raw, part=index)]  # kept, moves nothing
         self.forget(message)
         return [Settle(message.message_id, primary, delivery.DELIVERED, raw)]
 

@@ -68,6 +68,7 @@ class Bind:
         self._writer: asyncio.StreamWriter | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._inbox: asyncio.Queue[tuple[int, int, bytes]] = asyncio.Queue()
+        self._out: list[bytes] = []  # PDUs written in this loop iteration, sent in one syscall
         self.lost = asyncio.Event()
 
     @property
@@ -106,16 +107,17 @@ class Bind:
     async def request(self, build: Callable[[int], bytes], timeout: float) -> tuple[int, bytes]:
         """Write one request and wait for its answer: (status, body). TimeoutError when none
         came in time; BindLost when the bind went away first (after writing: unknown)."""
-        if not self.bound or self._writer is None:
-            raise NotBound("not bound")
+        if not self.bound or self._writer is None or self._writer.is_closing():
+            raise NotBound("not bound")  # nothing written: the caller may say "not sent"
         sequence = self.next_sequence()
         answer: asyncio.Future[tuple[int, bytes]] = asyncio.get_running_loop().create_future()
         self._waiting[sequence] = answer
+        self._write(build(sequence))
+        timer = answer.get_loop().call_later(timeout, _expire, answer)  # cheaper than asyncio.timeout
         try:
-            self._writer.write(build(sequence))
-            async with asyncio.timeout(timeout):
-                return await answer
+            return await answer
         finally:
+            timer.cancel()
             self._waiting.pop(sequence, None)
 
     async def close(self) -> None:
@@ -184,6 +186,14 @@ class Bind:
                 return
 
     def _write(self, data: bytes) -> None:
+        """Queue a PDU; every PDU queued in one event-loop iteration leaves in one write (32
+        sends in flight: one syscall instead of 32)."""
+        if not self._out:
+            asyncio.get_running_loop().call_soon(self._flush)
+        self._out.append(data)
+
+    def _flush(self) -> None:
+        data, self._out = b"".join(self._out), []
         if self._writer is not None and not self._writer.is_closing():
             self._writer.write(data)
 
@@ -203,6 +213,11 @@ class Bind:
         if self._writer is not None:
             self._writer.close()
             self._writer = None
+
+
+def _expire(answer: asyncio.Future[tuple[int, bytes]]) -> None:
+    if not answer.done():
+        answer.set_exception(TimeoutError())
 
 
 def _fields(head: pdu.Header) -> tuple[int, int, int, int]:

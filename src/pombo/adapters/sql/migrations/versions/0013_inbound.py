@@ -14,7 +14,7 @@
 - messages (dest, created_at): the latest message sent to a handset, for routing an answer.
 
 Revision ID: 0013_inbound
-Revises: 0015_console_edits
+Revises: 0017_smpp_receipts
 Create Date: 2026-12-01
 """
 
@@ -22,7 +22,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0013_inbound"
-down_revision = "0015_console_edits"
+down_revision = "0017_smpp_receipts"
 branch_labels = None
 depends_on = None
 
