@@ -46,6 +46,9 @@ class RejectionRecorder:
         self._keep = keep
         self._buffer = buffer
         self._counts: dict[tuple[int, int, int], int] = {}
+        # the counts a write in progress carries: still shown until it has committed (else the
+        # overview, reading the store and then this process, would miss them for that moment)
+        self._writing: dict[tuple[int, int, int], int] = {}
         self._recent: dict[int, deque[_Pending]] = {}
         self._held = 0
         self._pruned_at = float("-inf")
@@ -72,9 +75,10 @@ class RejectionRecorder:
     def pending_minutes(self) -> dict[int, dict[int, int]]:
         """{minute: {code: n}} not written yet (the overview adds them to the stored counts)."""
         out: dict[int, dict[int, int]] = {}
-        for (minute, _, code), n in self._counts.items():
-            bucket = out.setdefault(minute, {})
-            bucket[code] = bucket.get(code, 0) + n
+        for counts in (self._counts, self._writing):
+            for (minute, _, code), n in counts.items():
+                bucket = out.setdefault(minute, {})
+                bucket[code] = bucket.get(code, 0) + n
         return out
 
     async def flush(self) -> None:
@@ -83,6 +87,7 @@ class RejectionRecorder:
         if not self._counts and not self._recent:
             return
         counts, self._counts = self._counts, {}
+        self._writing = counts
         recent, self._recent, self._held = self._recent, {}, 0
         events = [
             RejectedRequest(
@@ -106,5 +111,7 @@ class RejectionRecorder:
                 if len(self._counts) < MAX_PENDING_COUNTS or key in self._counts:
                     self._counts[key] = self._counts.get(key, 0) + n
             return
+        finally:
+            self._writing = {}  # written, or back in _counts
         if prune is not None:
             self._pruned_at = now

@@ -4,6 +4,7 @@ customer its credentials name."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from typing import Any
 
@@ -93,3 +94,31 @@ async def test_each_refusal_names_the_customer_its_credentials_name(worlds: Worl
         await world.send(token=TOKEN, ip="198.51.100.9"),  # OK
     ]
     assert [(a.code, a.customer_id) for a in answers] == [(240, 11), (142, 11), (110, 20), (102, 0), (100, 0), (0, 11)]
+
+
+class Slow(MemoryStore):
+    """A store whose write waits until `go` is set (a database that takes its time to commit)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.go = asyncio.Event()
+
+    async def record_rejections(self, **kwargs: Any) -> None:
+        await self.go.wait()
+        await super().record_rejections(**kwargs)
+
+
+async def test_counts_being_written_are_still_shown_until_the_write_commits() -> None:
+    """The overview reads the store and then this process: while a write is in flight its counts
+    are in neither place unless the recorder keeps showing them (the chart missed a 240)."""
+    store, clock = Slow(), FakeClock(NOON)
+    recorder = RejectionRecorder(store, clock=clock)
+    record(recorder, 11)
+    flush = asyncio.ensure_future(recorder.flush())
+    await asyncio.sleep(0)
+    assert await store.rejection_counts(customer_id=None, since=0) == []
+    assert recorder.pending_minutes() == {minute_of(NOON): {240: 1}}  # in flight, still shown
+    store.go.set()
+    await flush
+    assert recorder.pending_minutes() == {}
+    assert [r["count"] for r in await store.rejection_counts(customer_id=None, since=0)] == [1]
