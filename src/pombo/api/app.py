@@ -145,11 +145,16 @@ def _answer(name: str, answer: dict[str, Any] | Rejection) -> Response:
 
 async def get_sms_status(request: Request, services: Services, params: dict[str, str], _: bytes) -> Response:
     answer = await services.status(params=params, creds=credentials(request, params, _ip(request, services)))
+    return _page("GetSMSStatus", answer)
+
+
+def _page(name: str, answer: tuple[dict[str, Any], list[dict[str, Any]]] | Rejection) -> Response:
+    """A paged answer (GetSMSStatus, GetSMSReply): the rejection, or the page and its messages."""
     if isinstance(answer, Rejection):
-        metrics.answer("GetSMSStatus", str(answer.code))
+        metrics.answer(name, str(answer.code))
         return env.rejection(answer)
     pagination, messages = answer
-    metrics.answer("GetSMSStatus", "0")
+    metrics.answer(name, "0")
     return env.json_response(
         {"return": {"status": "OK", "status_code": "0", "pagination": pagination}, "messages": messages}
     )
@@ -187,14 +192,7 @@ async def mo(request: Request, services: Services, params: dict[str, str], body:
 
 async def get_sms_reply(request: Request, services: Services, params: dict[str, str], _: bytes) -> Response:
     answer = await services.replies(params=params, creds=credentials(request, params, _ip(request, services)))
-    if isinstance(answer, Rejection):
-        metrics.answer("GetSMSReply", str(answer.code))
-        return env.rejection(answer)
-    pagination, messages = answer
-    metrics.answer("GetSMSReply", "0")
-    return env.json_response(
-        {"return": {"status": "OK", "status_code": "0", "pagination": pagination}, "messages": messages}
-    )
+    return _page("GetSMSReply", answer)
 
 
 async def dlr_forbidden(_: Request) -> Response:

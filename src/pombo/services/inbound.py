@@ -32,6 +32,7 @@ from pombo.services.status import (
     day_start,
     int_param,
     iso,
+    page_info,
 )
 
 __all__ = ["BadInbound", "Forbidden", "InboundIntake", "Replies", "render_inbound"]
@@ -183,8 +184,7 @@ class Replies:
             rows, has_more = await self._find(principal.customer.id, params)
         except BadRequest:
             return codes.reject(codes.BAD_REQUEST)
-        pagination = {"has_more": has_more, "next_id": str(rows[-1]["id"]) if has_more and rows else None}
-        return pagination, [render_inbound(row, self._tz) for row in rows]
+        return page_info(rows, has_more), [render_inbound(row, self._tz) for row in rows]
 
     async def _find(self, customer_id: int, params: Mapping[str, str]) -> tuple[list[MessageRow], bool]:
         maxreg = int_param(params.get("maxreg"), DEFAULT_MAXREG, low=1, high=MAX_MAXREG)

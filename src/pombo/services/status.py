@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import date, datetime, timedelta
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
@@ -47,10 +47,7 @@ class Status:
             rows, has_more = await self._find(customer_id, params)
         except BadRequest:
             return codes.reject(codes.BAD_REQUEST)
-        pagination = {
-            "has_more": has_more,
-            "next_id": str(rows[-1]["id"]) if has_more and rows else None,
-        }
+        pagination = page_info(rows, has_more)
         scrub = scrubber_for(catalog)
         return pagination, [render(row, self._tz, scrub=scrub) for row in rows]
 
@@ -81,6 +78,11 @@ class Status:
 
     def _day_start(self, value: str | None, *, default: float | None, next_day: bool = False) -> float | None:
         return day_start(value, self._tz, default=default, next_day=next_day)
+
+
+def page_info(rows: Sequence[Mapping[str, Any]], has_more: bool) -> dict[str, Any]:
+    """The `pagination` of a page of GetSMSStatus or GetSMSReply: where the next one starts."""
+    return {"has_more": has_more, "next_id": str(rows[-1]["id"]) if has_more and rows else None}
 
 
 def day_start(value: str | None, tz: ZoneInfo, *, default: float | None, next_day: bool = False) -> float | None:
