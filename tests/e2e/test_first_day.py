@@ -144,8 +144,10 @@ def _the_handset_answers_a_question(base: str, banner: str, token: str) -> None:
     after its `delivered` report (one in ten is undelivered, and goes unanswered: ask again)."""
     ask = _banner_value(banner, r"(curl -s '[^']*MakeSMS\.php'.*message=Confirma[^\n]*)")
     read = _banner_value(banner, r"(curl -s '[^']*GetSMSReply\.php[^\n]*)")
-    for _ in range(5):
-        sent = json.loads(subprocess.run(ask, shell=True, capture_output=True, text=True, timeout=30, check=True).stdout)
+    for attempt in range(5):
+        # asked again in other words: the same text to the same handset would be a duplicate (244)
+        again = ask if attempt == 0 else ask.replace("message=Confirma", f"message=({attempt}) Confirma")
+        sent = json.loads(subprocess.run(again, shell=True, capture_output=True, text=True, timeout=30, check=True).stdout)
         assert sent["return"]["status_code"] == "0", sent
         cdls_id = sent["return"]["cdls_id"]
         deadline = time.monotonic() + 10
