@@ -23,7 +23,7 @@ from pombo.api.params import BadBody, credentials, decode_form, decode_json
 from pombo.domain import money
 from pombo.domain.catalog import PriceTable
 from pombo.domain.model import PriceRow
-from pombo.domain.night import night_start
+from pombo.domain.night import _night_start, night_start
 from pombo.domain.send import CTID_MAX, DEFAULT_HTTPDUP, MAX_HTTPDUP, parse_httpdup, parse_request
 
 # --- api.params: form and JSON bodies ---------------------------------------------------------
@@ -321,6 +321,16 @@ def test_night_start_agrees_with_a_minute_scan(now: float, window: str, zone: st
         hm = minute.strftime("%H:%M")
         inside = hm >= start_text or hm < end_text
     assert (night_start(now, window, tz) is not None) is inside
+
+
+@given(instants, st.floats(0, 59.999), windows, st.sampled_from((*ZONES, "America/New_York")))
+def test_night_start_kept_for_a_minute_is_what_it_computes(now: float, other: float, window: str, zone: str) -> None:
+    """The answer is kept per minute: after another instant of the same minute primed it, it is
+    still exactly what computing it for `now` gives."""
+    tz = ZoneInfo(zone)
+    primer = (now // 60) * 60 + other
+    assert night_start(primer, window, tz) == _night_start(primer, window, tz)
+    assert night_start(now, window, tz) == _night_start(now, window, tz)
 
 
 @pytest.mark.parametrize("zone", ["America/New_York", "America/Sao_Paulo"])
