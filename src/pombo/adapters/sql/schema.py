@@ -175,7 +175,8 @@ messages = Table(
     Column("text_received", Text, nullable=True),  # the body as received, when `text` (as sent) differs
     Column("night_since", Float, nullable=True),  # the night it counts toward (night_counts), if any
 )
-Index("ix_messages_dedup", messages.c.customer_id, messages.c.dest, messages.c.created_at)
+# the duplicate check (customer_id, dest, created_at) and routing an answer by dest (SPEC §14)
+Index("ix_messages_dest_customer", messages.c.dest, messages.c.customer_id, messages.c.created_at)
 Index("ix_messages_customer_created", messages.c.customer_id, messages.c.created_at)
 # partial (migration 0006): only the rows these lookups can find, so a send adds no entry to them
 Index(
@@ -186,7 +187,6 @@ Index(
     postgresql_where=messages.c.corr_id.isnot(None),
 )
 Index("ix_messages_upstream", messages.c.connection, messages.c.upstream_id)
-Index("ix_messages_dest_created", messages.c.dest, messages.c.created_at)  # routing an answer (SPEC §14)
 Index(
     "ix_messages_waiting",
     messages.c.created_at,
