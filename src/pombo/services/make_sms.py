@@ -55,8 +55,11 @@ class MakeSms:
         self._adm = adm_customer_id
         self._guard = url_guard
 
-    async def __call__(self, *, params: Mapping[str, str], creds: Credentials) -> SendResult:
-        """Answer one MakeSMS request."""
+    async def __call__(
+        self, *, params: Mapping[str, str], creds: Credentials, received_at: float | None = None
+    ) -> SendResult:
+        """Answer one MakeSMS request; `received_at` (the event loop's clock when the request came
+        in) starts the caller's `ack_timeout`, else it starts when the message is handed over."""
         catalog = await self._store.catalog()
         principal = await self._auth.authenticate(creds, catalog, need_send=True)
         if isinstance(principal, Rejection):
@@ -94,6 +97,7 @@ class MakeSms:
             customer_id=principal.customer.id,
             priority=priority_of(principal.customer.priority),
             segments=draft.segments,
+            received_at=received_at,
         )
         return SendResult(code, codes.TEXTS[code], accepted, customer_id)
 

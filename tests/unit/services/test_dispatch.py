@@ -10,8 +10,18 @@ import pytest
 
 from pombo.domain import codes
 from pombo.errors import StoreUnavailable
+from pombo.services.auth import Credentials
 from pombo.services.dispatch import FAILING_AFTER
-from tests.unit.services.conftest import NOON, Outcome, World, base_document, connection
+from tests.unit.services.conftest import (
+    DEST,
+    IP,
+    NOON,
+    TOKEN,
+    Outcome,
+    World,
+    base_document,
+    connection,
+)
 
 UNITS = 10_000
 
@@ -77,6 +87,24 @@ async def test_ack_timeout_answers_wr_and_the_outcome_lands_later(world: World) 
     assert world.message(late_fail.cdls_id)["status_code"] == codes.PROVIDER_ERROR
     assert sorted(refunds(world, late_fail.cdls_id)) == [300, 500]
     assert sorted(o[1] for o in world.outcomes) == [0, 300]
+
+
+async def test_the_ack_timeout_runs_from_when_the_request_came_in(world: World) -> None:
+    """SPEC §11: the caller waits at most ack_timeout in all. A request that came in 0.08 s
+    before its message was handed over (ACK is 0.1 s) hears WR 0.02 s after the hand-over, while
+    an answer of the provider 0.05 s later still settles the message OK."""
+    world.upstream.script("velip", Outcome(delay=0.05, upstream_id="u-slow"))
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    result = await world.make_sms(
+        params={"dest": DEST, "message": "hello"}, creds=Credentials(token=TOKEN, basic=None, ip=IP),
+        received_at=started - 0.08,
+    )
+    waited = loop.time() - started
+    assert result.code == codes.WR and waited < 0.045
+    await world.dispatcher.drain(timeout=2)
+    assert (world.message(result.cdls_id)["status_code"], world.message(result.cdls_id)["upstream_id"]) == (
+        codes.OK, "u-slow")
 
 
 async def test_a_caller_that_goes_away_does_not_stop_the_send(world: World) -> None:

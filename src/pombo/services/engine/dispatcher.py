@@ -100,9 +100,14 @@ class Dispatcher(Capacity):
     # ------------------------------------------------------------ the send
 
     async def dispatch(
-        self, config: ConnectionConfig, sms: OutboundSms, *, customer_id: int = 0, priority: int = 0, segments: int = 1
+        self, config: ConnectionConfig, sms: OutboundSms, *, customer_id: int = 0, priority: int = 0, segments: int = 1,
+        received_at: float | None = None,
     ) -> int:
-        """Send now or queue, and return 0 or 300, or WR (1) when the ack timeout elapses first."""
+        """Send now or queue, and return 0 or 300, or WR (1) when the ack timeout elapses first.
+
+        The caller waits at most `ack_timeout` (SPEC §11) counted from `received_at`, the event
+        loop's clock when its request came in (the accept before this, and a busy loop, take
+        their share of it), else from now."""
         now = self._clock.now()
         if self.pump is None:
             self.start()
@@ -117,7 +122,8 @@ class Dispatcher(Capacity):
             self.start_attempt(target, job)
         else:
             self._keep(loop.create_task(self.wait(job, now=now, not_before=now, note=None)))
-        timer = loop.call_later(config.ack_timeout, _answer_wr, waiter)
+        answer_by = (loop.time() if received_at is None else received_at) + config.ack_timeout
+        timer = loop.call_at(answer_by, _answer_wr, waiter)
         try:
             return await waiter
         finally:
