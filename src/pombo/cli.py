@@ -113,6 +113,10 @@ def _serve(settings: Settings, *, host: str, port: int, workers: int) -> None:
         # requests per worker (503 past it)
         "http": PROTOCOL,
         "limit_concurrency": settings.limit_concurrency,
+        # the caller's address is Pombo's rule alone (POMBO_TRUSTED_PROXIES, api/net.py): uvicorn's
+        # own believed X-Forwarded-For from 127.0.0.1 whatever the operator set (and parsed the
+        # headers of every request for it)
+        "proxy_headers": False,
     }
     if workers > 1:
         # each worker builds its own app from the environment

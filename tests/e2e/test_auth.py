@@ -110,6 +110,13 @@ def test_ip_not_allowed_is_142(pombo):
     expect_reject(_send(pombo, ip=pombo.fresh_ip(), tsid=T["ipdeny"]), 142)
 
 
+def test_x_forwarded_for_is_believed_only_from_trusted_proxies(pombo):
+    """§2: the caller is the socket's peer unless that peer is in POMBO_TRUSTED_PROXIES (none
+    here). A header from 127.0.0.1 naming an allowed address does not pass the allow-list (uvicorn
+    believed it from 127.0.0.1 by default; its proxy handling is off, Pombo's rule is the one)."""
+    expect_reject(_send(pombo, ip="127.0.0.1", headers={"X-Forwarded-For": "10.1.2.3"}, tsid=T["ipdeny"]), 142)
+
+
 def test_ip_allowlist_addresses_and_ranges(pombo):
     """§2/§9: an allow-list of addresses and CIDR ranges admits exactly those callers."""
     expect(_send(pombo, ip="127.0.0.77", tsid=T["ipallow"]), 0)
