@@ -94,8 +94,9 @@ def api_endpoint(
 
 
 async def make_sms(request: Request, services: Services, params: dict[str, str], _: bytes) -> Response:
+    received_at = asyncio.get_running_loop().time()  # the request is in (its body too): ack_timeout runs
     creds = credentials(request, params, _ip(request, services))
-    result = await services.make_sms(params=params, creds=creds, received_at=request.scope.get("pombo.received_at"))
+    result = await services.make_sms(params=params, creds=creds, received_at=received_at)
     metrics.answer("MakeSMS", str(result.code))
     if result.code not in LOGGED:  # a rejection: counted and kept in memory, written later
         services.rejections.record(
@@ -304,7 +305,6 @@ class Gateway:
     async def _serve(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] == "http" and scope["path"] in MAKE_SMS_PATHS and scope["method"] in ("GET", "POST"):
             scope["app"] = self.app
-            scope["pombo.received_at"] = asyncio.get_running_loop().time()  # its ack_timeout runs from here
             response = await self._make_sms(Request(scope, receive))
             await send({"type": "http.response.start", "status": response.status_code, "headers": response.raw_headers})
             await send({"type": "http.response.body", "body": response.body})

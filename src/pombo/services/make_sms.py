@@ -59,7 +59,7 @@ class MakeSms:
         self, *, params: Mapping[str, str], creds: Credentials, received_at: float | None = None
     ) -> SendResult:
         """Answer one MakeSMS request; `received_at` (the event loop's clock when the request came
-        in) starts the caller's `ack_timeout`, else it starts when the message is handed over."""
+        in, its body read) starts the caller's `ack_timeout`, else the hand-over does."""
         catalog = await self._store.catalog()
         principal = await self._auth.authenticate(creds, catalog, need_send=True)
         if isinstance(principal, Rejection):
