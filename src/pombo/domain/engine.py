@@ -52,3 +52,16 @@ def backoff(attempts: int, retry_after: float | None) -> float:
 def priority_of(level: str) -> int:
     """The queue priority of a customer's `priority` setting."""
     return HIGH if level == "high" else NORMAL
+
+
+def cannot_begin_within(ahead: int, rate: float, seconds: float) -> bool:
+    """True when a waiting message cannot begin within `seconds`: `ahead` messages of the same
+    customer and chain wait before it, due now (a customer's messages leave the queue in their
+    order), and at most floor(rate) sends begin in any second on the fastest connection of the
+    chain (`rate`; 0: no cap, so nothing is certain). Its caller need not be held for an answer
+    that cannot come in time (SPEC §11: WR)."""
+    if rate <= 0 or seconds < 0:
+        return rate > 0
+    capacity = max(1, int(rate))  # as the sliding window counts: `capacity` per `period`
+    period = capacity / rate
+    return (ahead // capacity) * period > seconds

@@ -10,9 +10,12 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import pytest
+
 from pombo.domain import codes
-from pombo.domain.engine import SKIP_AFTER, SKIP_FOR
+from pombo.domain.engine import SKIP_AFTER, SKIP_FOR, cannot_begin_within
 from tests.unit.services.conftest import (
+    ACK,
     OTHER_TOKEN,
     Outcome,
     World,
@@ -183,6 +186,55 @@ async def test_a_burst_does_not_hold_another_customers_message_longer_than_its_s
     # round robin: it goes in the first turns of the next claim, not after the burst's 200
     assert order.index(single.cdls_id) <= 100 + 1
     await asyncio.gather(*burst)
+
+
+@pytest.mark.parametrize(
+    ("ahead", "rate", "seconds", "hopeless"),
+    [
+        (0, 2, 0.1, False),  # first in line: it may begin at once
+        (1, 2, 0.1, False),  # two may begin in the same second
+        (2, 2, 0.1, True),  # the third begins a second after the first at the soonest
+        (499, 500, 0.25, False),
+        (500, 500, 0.25, True),
+        (1000, 500, 1.5, True),
+        (1000, 500, 2.0, False),
+        (1, 0.5, 1.9, True),  # 0.5/s: one every 2 s
+        (1, 0.5, 2.0, False),
+        (10_000, 0, 0.1, False),  # no cap: nothing is certain
+        (0, 10, -0.01, True),  # the deadline has passed
+    ],
+)
+def test_cannot_begin_within(ahead: int, rate: float, seconds: float, hopeless: bool) -> None:
+    assert cannot_begin_within(ahead, rate, seconds) is hopeless
+
+
+async def test_a_caller_whose_message_cannot_begin_in_time_hears_wr_at_once(worlds: WorldMaker) -> None:
+    """SPEC §11: the caller waits at most ack_timeout. With 2/s and two of the customer's messages
+    already waiting, a third cannot begin within ACK: its caller hears WR as soon as it is queued,
+    not at the deadline; another customer's first message may still go in its turn, so it waits.
+    Every message still reaches the provider once."""
+    doc = base_document()
+    connection(doc, "velip")["throughput"] = 2
+    world = await worlds(doc)
+    first = [await world.send(dest=f"1198765000{i}") for i in range(2)]  # the fast path, 2 in this second
+    assert [r.code for r in first] == [codes.OK, codes.OK]
+    loop = asyncio.get_running_loop()
+
+    async def timed(**params: str) -> tuple[int, float]:
+        started = loop.time()
+        result = await world.send(**params)
+        return result.cdls_id, loop.time() - started
+
+    queued = [asyncio.ensure_future(timed(dest=f"1198765001{i}")) for i in range(3)]
+    other = asyncio.ensure_future(timed(token=OTHER_TOKEN, dest="11987650099"))
+    waits = [w for _, w in await asyncio.gather(*queued)]
+    _, other_wait = await other
+    assert waits[0] >= ACK * 0.9 and waits[1] >= ACK * 0.9  # each might begin in time: held
+    assert waits[2] < ACK / 2  # two of its own ahead at 2/s: WR at once
+    assert other_wait >= ACK * 0.9
+    await until(lambda: len(world.upstream.sent("velip")) == 6, timeout=10)
+    ids = [sms.id for sms in world.upstream.sent("velip")]
+    assert len(ids) == len(set(ids)) == 6
 
 
 async def test_high_priority_is_served_before_normal(worlds: WorldMaker) -> None:

@@ -18,7 +18,8 @@ from typing import Any, Protocol
 import structlog
 
 from pombo.domain import codes
-from pombo.domain.engine import backoff
+from pombo.domain.catalog import Catalog
+from pombo.domain.engine import backoff, cannot_begin_within
 from pombo.domain.model import ConnectionConfig, OutboundSms
 from pombo.errors import StoreUnavailable
 from pombo.ports import (
@@ -74,6 +75,9 @@ class Dispatcher(Capacity):
         self._background: set[asyncio.Future[Any]] = set()
         self._waiters: dict[int, asyncio.Future[int]] = {}
         self.backlog: set[str] = set()  # heads this process knows have messages waiting
+        # (head, customer) -> messages this process queued on their first try, not yet claimed:
+        # at least that many of the customer's wait before its next one (see dispatch)
+        self._ahead: dict[tuple[str, int], int] = {}
         self.settler = Settler(store, clock, self._keep)
         self.pump: Any = None  # pump.Pump, started by start()
 
@@ -118,17 +122,59 @@ class Dispatcher(Capacity):
         health = self.health.get(config.name)
         catalog = None if health is None or health.usable(now) else await self._store.catalog()
         target = self.target(config, catalog, now)
+        answer_by = (loop.time() if received_at is None else received_at) + config.ack_timeout
         if target is not None and config.name not in self.backlog and self.free(target) > 0:
             self.start_attempt(target, job)
         else:
-            self._keep(loop.create_task(self.wait(job, now=now, not_before=now, note=None)))
-        answer_by = (loop.time() if received_at is None else received_at) + config.ack_timeout
+            key = (config.name, customer_id)
+            ahead = self._ahead.get(key, 0)
+            self._ahead[key] = ahead + 1
+            # this process alone paces the chain (SQLite: one worker): when the customer's own messages
+            # ahead of this one cannot all begin before its deadline, neither can it, and the
+            # caller hears WR as soon as the message is durably queued instead of at the deadline
+            hopeless = not self._shared and cannot_begin_within(
+                ahead, self._chain_rate(config, catalog or await self._store.catalog()), answer_by - loop.time()
+            )
+            self._keep(loop.create_task(self._queue(job, now, waiter if hopeless else None)))
         timer = loop.call_at(answer_by, _answer_wr, waiter)
         try:
             return await waiter
         finally:
             timer.cancel()
             self._waiters.pop(sms.id, None)
+
+    async def _queue(self, job: Job, now: float, waiter: asyncio.Future[int] | None) -> None:
+        await self.wait(job, now=now, not_before=now, note=None)
+        if waiter is not None:
+            _answer_wr(waiter)
+
+    def _chain_rate(self, config: ConnectionConfig, catalog: Catalog) -> float:
+        """The most sends per second any connection of the chain may begin (0: one has no cap)."""
+        rates = [self.settings(config).throughput]
+        for name in self.settings(config).fallback:
+            other = catalog.connections.get(name)
+            if other is not None:
+                rates.append(self.settings(other).throughput)
+        return 0.0 if min(rates) <= 0 else max(rates)
+
+    def claimed(self, job: Job) -> None:
+        """The pump took a message from the queue (see `_ahead`)."""
+        if job.attempts == 0:
+            key = (job.head, job.customer_id)
+            left = self._ahead.get(key, 0) - 1
+            if left > 0:
+                self._ahead[key] = left
+            else:
+                self._ahead.pop(key, None)
+
+    def queued_heads(self) -> list[tuple[str, int]]:
+        """The (head, customer) pairs this process counts messages ahead in."""
+        return list(self._ahead)
+
+    def queue_empty(self, heads: set[str]) -> None:
+        """Nothing waits for these chains (the store's count): nobody is ahead in them."""
+        for key in [k for k in self._ahead if k[0] in heads]:
+            del self._ahead[key]
 
     def start_attempt(self, target: ConnectionConfig, job: Job, *, reserved: bool = False) -> None:
         """Send `job` to `target` in a task of its own (its capacity taken unless `reserved`)."""

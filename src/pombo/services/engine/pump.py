@@ -66,6 +66,7 @@ class Pump:
                     next_poll = now + POLL_EVERY
                     self.stats = await self._store.queue_stats()
                     self._d.backlog |= set(self.stats)
+                    self._d.queue_empty({head for head, _ in self._d.queued_heads()} - set(self.stats))
                 if self._d.backlog:
                     catalog = await self._store.catalog()
                     for head in list(self._d.backlog):
@@ -112,7 +113,9 @@ class Pump:
         if len(claimed) < free:
             d.backlog.discard(head)
         for c in claimed:
-            d.start_attempt(target, Job.of(c), reserved=True)
+            job = Job.of(c)
+            d.claimed(job)
+            d.start_attempt(target, job, reserved=True)
 
     def _reserve(self, target: ConnectionConfig, n: int) -> None:
         self._d.limiter(target).take(n)
