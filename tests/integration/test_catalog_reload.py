@@ -85,3 +85,42 @@ async def _settled(store: Any, done: Any) -> Any:
         await asyncio.sleep(0.02)
         store.invalidate()
     raise AssertionError("the change never arrived")
+
+
+async def test_another_process_change_is_seen_without_invalidate_and_quiet_costs_no_query(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every 5 ms a process looks whether the configuration changed. On SQLite it first asks
+    data_version, which moves only when another connection commits: while nobody else writes,
+    the versions query is not run at all; a token issued by another process still arrives."""
+    migrate.upgrade(database_url)
+    one: Any = await open_store(database_url)
+    two: Any = await open_store(database_url)
+    try:
+        await one.provision(parse_document(DOC), now=1.7e9)
+        await _settled(two, lambda c: 11 in c.customers)
+        reads: list[str] = []
+        real = two.x.fetchall
+
+        async def counted(sql: str, args: Any = ()) -> Any:
+            reads.append(sql)
+            return await real(sql, args)
+
+        monkeypatch.setattr(two.x, "fetchall", counted)
+        for _ in range(5):
+            await asyncio.sleep(two.catalog_check_every * 2)
+            await two.catalog()
+        if database_url.startswith("sqlite"):
+            assert reads == []  # quiet: no versions query
+        else:
+            assert reads  # PostgreSQL reads them (its NOTIFY also invalidates)
+        issued = await one.issue_token(customer_id=11, user_id=None, now=1.7e9)
+        for _ in range(50):  # no invalidate(): only the 5 ms look can find it
+            await asyncio.sleep(two.catalog_check_every * 2)
+            if credentials.hash_token(issued) in (await two.catalog()).tokens:
+                break
+        else:
+            raise AssertionError("another process's token never arrived")
+    finally:
+        await one.close()
+        await two.close()

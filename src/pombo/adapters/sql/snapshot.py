@@ -40,9 +40,21 @@ class CatalogSide:
         now = time.monotonic()
         if now - self._catalog_checked < self.catalog_check_every:
             return self._catalog
+        mark = self._change_mark()
+        if mark is not None and mark == self._mark_read:
+            self._catalog_checked = now  # nobody else wrote since the versions were last read
+            return self._catalog
         catalog = await self._refresh_catalog()  # raises when the database does not answer
-        self._catalog_checked = now
+        self._catalog_checked, self._mark_read = now, mark
         return catalog
+
+    _mark_read: object = None
+
+    def _change_mark(self) -> object:
+        """A mark that stays the same while no other connection commits (None: no such mark,
+        read the versions every time). A change made in this process on its own connection
+        calls invalidate()."""
+        return None
 
     async def _refresh_catalog(self) -> Catalog:
         versions = {r["key"]: r["value"] for r in await self.x.fetchall(q.VERSIONS)}
@@ -106,6 +118,7 @@ class CatalogSide:
     def invalidate(self) -> None:
         """This process changed the configuration: check the version on the next request."""
         self._catalog_checked = float("-inf")
+        self._mark_read = None
 
     async def _load_catalog(self) -> Catalog:
         return await asyncio.to_thread(load_catalog, self.engine)

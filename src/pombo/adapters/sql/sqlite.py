@@ -73,6 +73,15 @@ class SqliteStore(SqlStore):
         self._checkpointer: asyncio.Task[None] | None = None
         super().__init__(SqliteDatabase(db), engine)
 
+    def _change_mark(self) -> object:
+        """SQLite's data_version: it moves when another connection commits (another process's
+        `pombo load`, this process's operator writes, which invalidate() as well). The versions
+        query it spares cost ~0.1 ms with a long WAL, 200 times a second under load."""
+        try:
+            return self.db.execute("PRAGMA data_version").fetchone()[0]
+        except sqlite3.Error:
+            return None  # the versions query then says what is wrong
+
     async def accept(self, spec: AcceptSpec) -> int | Rejection:
         if self._checkpointer is None:
             self._checkpointer = asyncio.ensure_future(self._checkpoints())
