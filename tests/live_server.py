@@ -14,6 +14,7 @@ from typing import Any
 import uvicorn
 
 from pombo.api.app import create_app
+from pombo.api.server import PROTOCOL
 from pombo.config import Settings
 
 
@@ -34,8 +35,9 @@ class ErrorLog(logging.Handler):
 
 
 @contextlib.contextmanager
-def serve(database_url: str, **settings: Any) -> Iterator[tuple[str, int, ErrorLog]]:
-    """create_app(Settings(...)) served by uvicorn.Server in a thread, on a free loopback port."""
+def serve(database_url: str, *, http: Any = PROTOCOL, **settings: Any) -> Iterator[tuple[str, int, ErrorLog]]:
+    """create_app(Settings(...)) served by uvicorn.Server in a thread, on a free loopback port,
+    with the HTTP protocol `pombo serve` uses (or `http`)."""
     # IPPROTO_TCP, so asyncio sets TCP_NODELAY on accepted sockets (protocol 0 makes it skip it)
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -43,7 +45,7 @@ def serve(database_url: str, **settings: Any) -> Iterator[tuple[str, int, ErrorL
     port = sock.getsockname()[1]
     app = create_app(Settings(database_url=database_url, **{"log_level": "CRITICAL", **settings}))
     config = uvicorn.Config(
-        app, log_config=None, access_log=False, lifespan="on", loop="asyncio",
+        app, log_config=None, access_log=False, lifespan="on", loop="asyncio", http=http,
         timeout_graceful_shutdown=3,
     )
     server = uvicorn.Server(config)

@@ -23,7 +23,7 @@ from pombo.api.docs import docs_page
 from pombo.api.net import client_ip
 from pombo.api.openapi import openapi_document
 from pombo.api.params import BadBody, SlowBody, TooLarge, UnsupportedType, credentials, read_params
-from pombo.api.server import HeaderDeadlineProtocol
+from pombo.api.server import HeaderDeadlineProtocol, OneWriteCycle
 from pombo.bootstrap import Services, build_services
 from pombo.config import Settings, load_settings
 from pombo.console import console_mount
@@ -306,6 +306,9 @@ class Gateway:
         if scope["type"] == "http" and scope["path"] in MAKE_SMS_PATHS and scope["method"] in ("GET", "POST"):
             scope["app"] = self.app
             response = await self._make_sms(Request(scope, receive))
+            cycle = getattr(send, "__self__", None)  # uvicorn's cycle, when it can answer in one write
+            if isinstance(cycle, OneWriteCycle) and cycle.respond(response.status_code, response.raw_headers, response.body):
+                return
             await send({"type": "http.response.start", "status": response.status_code, "headers": response.raw_headers})
             await send({"type": "http.response.body", "body": response.body})
             return

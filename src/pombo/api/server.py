@@ -16,7 +16,11 @@ import asyncio
 from typing import Any, ClassVar
 
 import orjson
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.protocols.http.httptools_impl import (
+    STATUS_LINE,
+    HttpToolsProtocol,
+    RequestResponseCycle,
+)
 
 PROTOCOL = "pombo.api.server:HeaderDeadlineProtocol"  # for uvicorn's `http` option
 # what may arrive before the headers are complete: the headers, and the start of a body that
@@ -31,6 +35,39 @@ def _answer(code: int, reason: str, status: str) -> bytes:
         f"connection: close\r\ncontent-length: {len(body)}\r\n\r\n"
     )
     return head.encode() + body
+
+
+class OneWriteCycle(RequestResponseCycle):
+    """uvicorn's request cycle with one more way to answer: `respond` writes the status line,
+    the headers and the whole body in one write (uvicorn's `send` writes the head when the
+    response starts and the body when it comes: two writes, two TCP segments per answer)."""
+
+    def respond(self, status: int, headers: list[tuple[bytes, bytes]], body: bytes | memoryview) -> bool:
+        """Answer with `body` whole (`headers` hold its Content-Length); False, with nothing written,
+        when this cycle cannot: its response already started, a HEAD, or writing is paused
+        (then the caller answers through ASGI's `send`)."""
+        if self.response_started or self.flow.write_paused or self.scope["method"] == "HEAD":
+            return False
+        self.response_started = self.response_complete = True
+        self.waiting_for_100_continue = False
+        if self.disconnected:
+            return True
+        head = [STATUS_LINE[status], *_lines(self.default_headers),
+                *_lines(headers)]
+        if not self.keep_alive:
+            head.append(b"connection: close\r\n")
+        head.append(b"\r\n")
+        head.append(bytes(body))
+        self.transport.write(b"".join(head))
+        self.message_event.set()
+        if not self.keep_alive:
+            self.transport.close()
+        self.on_response()
+        return True
+
+
+def _lines(headers: list[tuple[bytes, bytes]]) -> list[bytes]:
+    return [b"%s: %s\r\n" % (name, value) for name, value in headers]
 
 
 class HeaderDeadlineProtocol(HttpToolsProtocol):
@@ -69,6 +106,11 @@ class HeaderDeadlineProtocol(HttpToolsProtocol):
         """The headers are in: the body's deadline is the app's."""
         self._disarm()
         super().on_headers_complete()
+
+    def _start_asgi_task(self, cycle: RequestResponseCycle, app: Any) -> None:
+        """Every request's cycle can answer in one write (OneWriteCycle.respond)."""
+        cycle.__class__ = OneWriteCycle
+        super()._start_asgi_task(cycle, app)
 
     def connection_lost(self, exc: Exception | None) -> None:
         """Nothing to time out any more."""
