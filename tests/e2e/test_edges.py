@@ -124,6 +124,15 @@ def test_slow_clients(pombo):
         assert got != b"still open" and took < 10, (took, got)
         if got:
             assert _answer(got)[0] == 408
+        # a kept-alive connection: the next request's headers have their whole time from its
+        # first byte (not from the connection, nor from the first request), then 408
+        sock = _connect(port)
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert _answer(_rest_of_answer(sock, sock.recv(65536)))[0] == 200
+        time.sleep(2)  # the connection's first deadline falls inside the next request's headers
+        took, got = _trickle(sock, b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"a" * 40, 0.5, 20)
+        sock.close()
+        assert 2.5 <= took < 6 and _answer(got)[0] == 408, (took, got)
         # the body, one byte every 2 s: 408 in the envelope
         body = f"tsid={T['velip']}&dest=11987654321&message=slow".encode()
         sock = _connect(port)

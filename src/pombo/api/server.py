@@ -52,8 +52,7 @@ class OneWriteCycle(RequestResponseCycle):
         self.waiting_for_100_continue = False
         if self.disconnected:
             return True
-        head = [STATUS_LINE[status], *_lines(self.default_headers),
-                *_lines(headers)]
+        head = [STATUS_LINE[status], _default_lines(self.default_headers), *_lines(headers)]
         if not self.keep_alive:
             head.append(b"connection: close\r\n")
         head.append(b"\r\n")
@@ -70,6 +69,19 @@ def _lines(headers: list[tuple[bytes, bytes]]) -> list[bytes]:
     return [b"%s: %s\r\n" % (name, value) for name, value in headers]
 
 
+_defaults: tuple[object, bytes] = (None, b"")
+
+
+def _default_lines(headers: list[tuple[bytes, bytes]]) -> bytes:
+    """uvicorn's default headers (server, date) as lines; uvicorn makes a new list when the
+    date changes (once a second), so the lines are made once per list."""
+    global _defaults
+    made = _defaults  # one read: servers in threads of one process each swap in their own
+    if made[0] is not headers:
+        made = _defaults = (headers, b"".join(_lines(headers)))
+    return made[1]
+
+
 class HeaderDeadlineProtocol(HttpToolsProtocol):
     """HttpToolsProtocol that closes a connection whose request headers come too slowly."""
 
@@ -78,7 +90,13 @@ class HeaderDeadlineProtocol(HttpToolsProtocol):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        # One timer per connection, not one per request: it is left running when headers
+        # arrive in time, and when it fires it looks whether headers are awaited and since when
+        # (a kept-alive connection's next request) and, if their time has not run out, waits
+        # the rest. Arming and cancelling a timer on every request cost ~1% of a send's CPU.
         self._header_deadline: asyncio.TimerHandle | None = None
+        self._awaiting_head = False
+        self._head_since = 0.0
         self._head_bytes = 0
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
@@ -88,7 +106,7 @@ class HeaderDeadlineProtocol(HttpToolsProtocol):
 
     def data_received(self, data: bytes) -> None:
         """Count what arrives while headers are awaited; refuse headers without end."""
-        if self._header_deadline is not None:
+        if self._awaiting_head:
             self._head_bytes += len(data)
             if self._head_bytes > MAX_HEAD:
                 self._refuse(_answer(431, "Request Header Fields Too Large", "request headers too large"))
@@ -99,12 +117,12 @@ class HeaderDeadlineProtocol(HttpToolsProtocol):
         """A new request's first byte: its headers have the deadline (the first one's runs
         from the connection)."""
         super().on_message_begin()
-        if self._header_deadline is None:
+        if not self._awaiting_head:
             self._arm()
 
     def on_headers_complete(self) -> None:
         """The headers are in: the body's deadline is the app's."""
-        self._disarm()
+        self._awaiting_head = False
         super().on_headers_complete()
 
     def _start_asgi_task(self, cycle: RequestResponseCycle, app: Any) -> None:
@@ -119,17 +137,28 @@ class HeaderDeadlineProtocol(HttpToolsProtocol):
 
     def _arm(self) -> None:
         self._head_bytes = 0
-        if self.header_timeout > 0:
-            self._header_deadline = self.loop.call_later(self.header_timeout, self._headers_too_slow)
+        self._awaiting_head = True
+        self._head_since = self.loop.time()
+        if self.header_timeout > 0 and self._header_deadline is None:
+            self._header_deadline = self.loop.call_at(self._head_since + self.header_timeout, self._look)
 
     def _disarm(self) -> None:
+        self._awaiting_head = False
         if self._header_deadline is not None:
             self._header_deadline.cancel()
             self._header_deadline = None
 
-    def _headers_too_slow(self) -> None:
+    def _look(self) -> None:
+        """The timer: headers still awaited past their time are refused; awaited, with time
+        left, it waits the rest; not awaited, it stops (the next request starts it again)."""
         self._header_deadline = None
-        self._refuse(_answer(408, "Request Timeout", "request timeout"))
+        if not self._awaiting_head:
+            return
+        due = self._head_since + self.header_timeout
+        if self.loop.time() >= due:
+            self._refuse(_answer(408, "Request Timeout", "request timeout"))
+        else:
+            self._header_deadline = self.loop.call_at(due, self._look)
 
     def _refuse(self, answer: bytes) -> None:
         self._disarm()

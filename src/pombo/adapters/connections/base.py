@@ -80,6 +80,7 @@ class HttpConnection:
         self.base_url = config.url.rstrip("/")
         parts = urlsplit(self.base_url)
         self._origin = f"{parts.scheme}://{parts.netloc}"
+        self._origin_key = (parts.scheme, parts.hostname or "", parts.port)
         self._pools: dict[tuple[str, str, int], HttpPool] = {}
         self._connect_timeout = min(config.final_timeout, 10)
         self._timeout_text = f"no answer within {config.final_timeout:g}s"
@@ -93,8 +94,7 @@ class HttpConnection:
         if isinstance(url, str) and url.startswith(self._origin) and url.isascii() and " " not in url:
             target = url[len(self._origin) :]
             if target[:1] in ("/", ""):  # same origin, already a valid target
-                parts = urlsplit(self._origin)
-                return self._pool(parts.scheme, parts.hostname or "", parts.port), target or "/"
+                return self._pool(*self._origin_key), target or "/"
         parsed = url if isinstance(url, URL) else URL(url)
         return self._pool(parsed.scheme, parsed.raw_host or "", parsed.port), parsed.raw_path_qs or "/"
 
