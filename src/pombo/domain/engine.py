@@ -3,6 +3,8 @@ retry backoff, and the order connections are tried in."""
 
 from __future__ import annotations
 
+import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from pombo.domain.model import ConnectionConfig
@@ -52,6 +54,30 @@ def backoff(attempts: int, retry_after: float | None) -> float:
 def priority_of(level: str) -> int:
     """The queue priority of a customer's `priority` setting."""
     return HIGH if level == "high" else NORMAL
+
+
+def begin_before(ahead: int, priority: int, others: Iterable[tuple[int, int]], enough: int) -> int:
+    """The fewest messages certain to begin before a waiting one. The queue serves higher
+    priority first, then in rounds (SPEC §11 fair share: each customer's n-th waiting message
+    in round n): before it go the `ahead` messages of its own customer, every waiting message
+    of a customer of higher priority, and, of each other customer of its priority, the first
+    min(waiting, ahead). `others`: (messages waiting, priority) of each other customer; counting
+    stops once it reaches `enough` (more makes no difference to the caller)."""
+    before = ahead
+    for waiting, their_priority in others:
+        if their_priority > priority:
+            before += waiting
+        elif their_priority == priority:
+            before += min(waiting, ahead)
+        if before >= enough:
+            break
+    return before
+
+
+def certainly_late(rate: float, seconds: float) -> int:
+    """A count of messages ahead from which `cannot_begin_within(count, rate, seconds)` holds
+    (for rate > 0): counting further changes nothing."""
+    return math.ceil(rate * max(seconds, 0.0)) + max(1, int(rate)) + 1
 
 
 def cannot_begin_within(ahead: int, rate: float, seconds: float) -> bool:

@@ -13,7 +13,13 @@ from typing import Any
 import pytest
 
 from pombo.domain import codes
-from pombo.domain.engine import SKIP_AFTER, SKIP_FOR, cannot_begin_within
+from pombo.domain.engine import (
+    SKIP_AFTER,
+    SKIP_FOR,
+    begin_before,
+    cannot_begin_within,
+    certainly_late,
+)
 from tests.unit.services.conftest import (
     ACK,
     OTHER_TOKEN,
@@ -208,6 +214,28 @@ def test_cannot_begin_within(ahead: int, rate: float, seconds: float, hopeless: 
     assert cannot_begin_within(ahead, rate, seconds) is hopeless
 
 
+@pytest.mark.parametrize(
+    ("ahead", "priority", "others", "before"),
+    [
+        (0, 0, [], 0),
+        (3, 0, [], 3),  # its own customer's first
+        (0, 0, [(5, 0)], 0),  # first in its line: another customer's messages need not go first
+        (2, 0, [(5, 0), (1, 0)], 2 + 2 + 1),  # two full rounds: each other customer's first two (or fewer)
+        (2, 0, [(5, 1)], 2 + 5),  # higher priority: all of it goes first
+        (2, 1, [(5, 0)], 2),  # lower priority: none of it
+        (3, 0, [(9, 0)] * 10, 12),  # counting stops at `enough`
+    ],
+)
+def test_begin_before(ahead: int, priority: int, others: list[tuple[int, int]], before: int) -> None:
+    assert begin_before(ahead, priority, others, enough=12) == before
+
+
+@pytest.mark.parametrize(("rate", "seconds"), [(2, 0.1), (500, 0.25), (0.5, 1.9), (0.5, 2.0), (7.5, 3.3), (1, 0)])
+def test_certainly_late_is_where_cannot_begin_within_holds(rate: float, seconds: float) -> None:
+    enough = certainly_late(rate, seconds)
+    assert all(cannot_begin_within(n, rate, seconds) for n in range(enough, enough + 50))
+
+
 async def test_a_caller_whose_message_cannot_begin_in_time_hears_wr_at_once(worlds: WorldMaker) -> None:
     """SPEC §11: the caller waits at most ack_timeout. With 2/s and two of the customer's messages
     already waiting, a third cannot begin within ACK: its caller hears WR as soon as it is queued,
@@ -235,6 +263,35 @@ async def test_a_caller_whose_message_cannot_begin_in_time_hears_wr_at_once(worl
     await until(lambda: len(world.upstream.sent("velip")) == 6, timeout=10)
     ids = [sms.id for sms in world.upstream.sent("velip")]
     assert len(ids) == len(set(ids)) == 6
+
+
+async def test_the_other_customers_turns_count_before_a_caller_is_held(worlds: WorldMaker) -> None:
+    """The round robin serves each waiting customer in turn: with 2/s, one message of customer A
+    waiting and one of B's, B's second has B's first and A's turn before it; three cannot begin
+    within ACK, so its caller hears WR once it is queued (counting B's own alone, it was held).
+    Every message still reaches the provider once."""
+    doc = base_document()
+    connection(doc, "velip")["throughput"] = 2
+    world = await worlds(doc)
+    first = [await world.send(dest=f"1198765000{i}") for i in range(2)]  # the fast path, 2 in this second
+    assert [r.code for r in first] == [codes.OK, codes.OK]
+    loop = asyncio.get_running_loop()
+
+    async def timed(**params: str) -> float:
+        started = loop.time()
+        await world.send(**params)
+        return loop.time() - started
+
+    a_first = asyncio.ensure_future(timed(dest="11987650011"))
+    await asyncio.sleep(0.01)
+    b_first = asyncio.ensure_future(timed(token=OTHER_TOKEN, dest="11987650098"))
+    await asyncio.sleep(0.01)
+    b_second = await timed(token=OTHER_TOKEN, dest="11987650099")
+    assert b_second < ACK / 2  # B's first and A's turn before it at 2/s: WR at once
+    assert await a_first >= ACK * 0.9 and await b_first >= ACK * 0.9  # first in their lines: held
+    await until(lambda: len(world.upstream.sent("velip")) == 5, timeout=10)
+    ids = [sms.id for sms in world.upstream.sent("velip")]
+    assert len(ids) == len(set(ids)) == 5
 
 
 async def test_high_priority_is_served_before_normal(worlds: WorldMaker) -> None:

@@ -19,7 +19,7 @@ import structlog
 
 from pombo.domain import codes
 from pombo.domain.catalog import Catalog
-from pombo.domain.engine import backoff, cannot_begin_within
+from pombo.domain.engine import backoff, begin_before, cannot_begin_within, certainly_late
 from pombo.domain.model import ConnectionConfig, OutboundSms
 from pombo.errors import StoreUnavailable
 from pombo.ports import (
@@ -75,9 +75,11 @@ class Dispatcher(Capacity):
         self._background: set[asyncio.Future[Any]] = set()
         self._waiters: dict[int, asyncio.Future[int]] = {}
         self.backlog: set[str] = set()  # heads this process knows have messages waiting
-        # (head, customer) -> messages this process queued on their first try, not yet claimed:
-        # at least that many of the customer's wait before its next one (see dispatch)
-        self._ahead: dict[tuple[str, int], int] = {}
+        # head -> customer -> messages this process queued on their first try, not yet claimed:
+        # at least that many of the customer's wait before its next one, and the customers'
+        # priorities: what the round robin certainly serves first (see dispatch, `_before`)
+        self._ahead: dict[str, dict[int, int]] = {}
+        self._priority: dict[int, int] = {}
         self.settler = Settler(store, clock, self._keep)
         self.pump: Any = None  # pump.Pump, started by start()
 
@@ -126,15 +128,21 @@ class Dispatcher(Capacity):
         if target is not None and config.name not in self.backlog and self.free(target) > 0:
             self.start_attempt(target, job)
         else:
-            key = (config.name, customer_id)
-            ahead = self._ahead.get(key, 0)
-            self._ahead[key] = ahead + 1
-            # this process alone paces the chain (SQLite: one worker): when the customer's own messages
-            # ahead of this one cannot all begin before its deadline, neither can it, and the
-            # caller hears WR as soon as the message is durably queued instead of at the deadline
-            hopeless = not self._shared and cannot_begin_within(
-                ahead, self._chain_rate(config, catalog or await self._store.catalog()), answer_by - loop.time()
-            )
+            waiting = self._ahead.setdefault(config.name, {})
+            ahead = waiting.get(customer_id, 0)
+            waiting[customer_id] = ahead + 1
+            self._priority[customer_id] = priority
+            # this process alone paces the chain (SQLite: one worker): when the messages certain to
+            # go before this one (its customer's own, and the other customers' turns of the round
+            # robin) cannot all begin before its deadline, neither can it, and the caller hears WR
+            # as soon as the message is durably queued instead of at the deadline
+            hopeless = False
+            if not self._shared:
+                rate = self._chain_rate(config, catalog or await self._store.catalog())
+                left = answer_by - loop.time()
+                if rate > 0:
+                    before = self._before(waiting, customer_id, priority, ahead, certainly_late(rate, left))
+                    hopeless = cannot_begin_within(before, rate, left)
             self._keep(loop.create_task(self._queue(job, now, waiter if hopeless else None)))
         timer = loop.call_at(answer_by, _answer_wr, waiter)
         try:
@@ -157,24 +165,30 @@ class Dispatcher(Capacity):
                 rates.append(self.settings(other).throughput)
         return 0.0 if min(rates) <= 0 else max(rates)
 
+    def _before(self, waiting: dict[int, int], customer_id: int, priority: int, ahead: int, enough: int) -> int:
+        """Messages certain to begin before the customer's next one on this chain (begin_before)."""
+        if ahead == 0:
+            return 0  # first in its line: a lower bound without counting (higher priority aside)
+        others = ((n, self._priority.get(c, 0)) for c, n in waiting.items() if c != customer_id)
+        return begin_before(ahead, priority, others, enough)
+
     def claimed(self, job: Job) -> None:
         """The pump took a message from the queue (see `_ahead`)."""
-        if job.attempts == 0:
-            key = (job.head, job.customer_id)
-            left = self._ahead.get(key, 0) - 1
+        waiting = self._ahead.get(job.head)
+        if job.attempts == 0 and waiting is not None:
+            left = waiting.get(job.customer_id, 0) - 1
             if left > 0:
-                self._ahead[key] = left
+                waiting[job.customer_id] = left
             else:
-                self._ahead.pop(key, None)
+                waiting.pop(job.customer_id, None)
+                if not waiting:
+                    del self._ahead[job.head]
 
-    def queued_heads(self) -> list[tuple[str, int]]:
-        """The (head, customer) pairs this process counts messages ahead in."""
-        return list(self._ahead)
-
-    def queue_empty(self, heads: set[str]) -> None:
-        """Nothing waits for these chains (the store's count): nobody is ahead in them."""
-        for key in [k for k in self._ahead if k[0] in heads]:
-            del self._ahead[key]
+    def waiting_only_in(self, heads: set[str]) -> None:
+        """The store's count: messages wait for these chains and no others. Nobody is ahead in
+        the others."""
+        for head in [h for h in self._ahead if h not in heads]:
+            del self._ahead[head]
 
     def start_attempt(self, target: ConnectionConfig, job: Job, *, reserved: bool = False) -> None:
         """Send `job` to `target` in a task of its own (its capacity taken unless `reserved`)."""

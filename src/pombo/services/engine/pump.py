@@ -66,7 +66,7 @@ class Pump:
                     next_poll = now + POLL_EVERY
                     self.stats = await self._store.queue_stats()
                     self._d.backlog |= set(self.stats)
-                    self._d.queue_empty({head for head, _ in self._d.queued_heads()} - set(self.stats))
+                    self._d.waiting_only_in(set(self.stats))
                 if self._d.backlog:
                     catalog = await self._store.catalog()
                     for head in list(self._d.backlog):
