@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN = $(VENV)/bin
 PORT ?= 8000
 
-.PHONY: demo serve test lint bench clean
+.PHONY: demo serve test test-slow lint bench clean
 
 # the package alone: what `make demo` and `make serve` need
 $(BIN)/pombo: pyproject.toml
@@ -24,8 +24,11 @@ demo: $(BIN)/pombo          ## a playground: embedded SQLite, demo customer, sim
 serve: $(BIN)/pombo         ## the gateway on POMBO_DATABASE_URL (default ./pombo.db)
 	$(BIN)/pombo serve --port $(PORT)
 
-test: $(VENV)/.test-tools   ## the whole suite (PostgreSQL/Redis tests skip with a reason when absent)
+test: $(VENV)/.test-tools   ## the suite but its long `slow` scenarios (PostgreSQL/Redis tests skip with a reason when absent)
 	$(BIN)/python -m pytest -q
+
+test-slow: $(VENV)/.test-tools  ## the long scenarios alone: SIGKILL under load and restart, the package build (CI runs both)
+	$(BIN)/python -m pytest -q -m slow
 
 bench: $(VENV)/.test-tools  ## the benchmark (bench/README.md); needs wrk (apt-get install -y wrk)
 	@command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)

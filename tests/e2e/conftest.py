@@ -16,7 +16,7 @@ so the ordinary traffic from 127.0.0.1 is never blocked.
 tests, ones with other POMBO_* settings, and one that is SIGKILLed for the crash test).
 
 Environment knobs: POMBO_E2E_WORKERS=N runs the session server with `--workers N`;
-POMBO_E2E_SLOW=1 enables the slow crash-recovery test (test_crash.py).
+the crash-recovery test (test_crash.py) is marked `slow`: `make test-slow` runs it.
 """
 
 from __future__ import annotations

@@ -17,7 +17,6 @@ ORPHAN_WAIT = float(os.environ.get("POMBO_E2E_ORPHAN_WAIT", "90"))
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not os.environ.get("POMBO_E2E_SLOW"), reason="slow: set POMBO_E2E_SLOW=1")
 def test_crash_while_waiting_leaves_unknown_and_consistent_money(pombo):
     """A server killed while the upstream has not answered: after a restart the message is
     still logged, its delivery becomes `unknown`, its charge matches its row (kept, or

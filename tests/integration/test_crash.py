@@ -26,6 +26,10 @@ from tests.integration.gateway import TOKEN, provisioning
 POMBO = str(Path(sys.executable).parent / "pombo")
 
 
+# SIGKILL and restart under load: a long scenario (`make test-slow`, CI)
+pytestmark = pytest.mark.slow
+
+
 @pytest.fixture
 def fake() -> Iterator[FakeUpstream]:
     upstream = FakeUpstream()

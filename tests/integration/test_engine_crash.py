@@ -33,6 +33,10 @@ POMBO = str(Path(sys.executable).parent / "pombo")
 TOKEN = "tok-shop-0000000001"
 
 
+# SIGKILL and restart under load: a long scenario (`make test-slow`, CI)
+pytestmark = pytest.mark.slow
+
+
 @pytest.fixture
 def provider() -> Iterator[WavyProvider]:
     fake = WavyProvider()

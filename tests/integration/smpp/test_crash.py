@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import pytest
 import yaml
 
 from tests.fakes.smsc import FakeSmsc, Rule
@@ -61,6 +62,10 @@ async def offer(base: str) -> dict[int, str]:
     async with aiohttp.ClientSession() as client:
         await asyncio.gather(*(caller(client) for _ in range(32)))
     return sent
+
+
+# SIGKILL and restart under load: a long scenario (`make test-slow`, CI)
+pytestmark = pytest.mark.slow
 
 
 async def test_sigkill_with_submits_in_flight_then_restart(database_url: str, tmp_path: Path) -> None:
