@@ -20,9 +20,25 @@ ENQUEUE = (
     "attempts=excluded.attempts, last_error=excluded.last_error"
 )
 # round robin: each customer's n-th due row comes before anyone's (n+1)-th; high priority first
+# The next `limit` due messages in fair order: priority first, then in rounds (each customer's
+# n-th due message in round n), then by age. Each customer's first `limit` due messages are all
+# that can make it, so only they are ranked: the customers with waiting messages are found one
+# index probe each (a loose index scan on ix_upstream_queue_customer), then each one's first
+# `limit` due by the same index. A claim costs what it takes, not the length of the queue (the
+# window over every due row cost O(queue log queue) per claim: 2,000/s offered to a 500/s
+# connection spent a quarter of the process in it). `not_before+0`: not an index term, so
+# SQLite walks the customer's messages by age (ix_upstream_queue_customer) instead of every due
+# message of the connection (ix_upstream_queue_due) for each customer.
 DUE = (
-    "SELECT id FROM (SELECT id, priority, ROW_NUMBER() OVER (PARTITION BY customer_id ORDER BY id) AS rn "
-    "FROM upstream_queue WHERE connection=? AND not_before<=?) t ORDER BY priority DESC, rn, id LIMIT ?"
+    "WITH RECURSIVE waiting(customer_id) AS ("
+    " SELECT (SELECT MIN(customer_id) FROM upstream_queue WHERE connection=?)"
+    " UNION ALL"
+    " SELECT (SELECT MIN(u.customer_id) FROM upstream_queue u WHERE u.connection=? AND u.customer_id>w.customer_id)"
+    " FROM waiting w WHERE w.customer_id IS NOT NULL) "
+    "SELECT id FROM (SELECT q.id, q.priority, ROW_NUMBER() OVER (PARTITION BY q.customer_id ORDER BY q.id) AS rn "
+    "FROM waiting w JOIN upstream_queue q ON q.id IN (SELECT u.id FROM upstream_queue u WHERE u.connection=? "
+    "AND u.customer_id=w.customer_id AND u.not_before+0<=? ORDER BY u.id LIMIT ?)) t "
+    "ORDER BY priority DESC, rn, id LIMIT ?"
 )
 LOG_ATTEMPT = "INSERT INTO upstream_attempts (message_id, connection, kind, raw, at) VALUES (?,?,?,?,?)"
 TOO_OLD = "SELECT message_id FROM upstream_queue WHERE connection=? AND enqueued_at<? ORDER BY id LIMIT 500"
@@ -72,7 +88,7 @@ class SqlQueue:
         if limit <= 0:
             return []
         async with self.x.transaction() as tx:
-            ids = [r["id"] for r in await tx.fetchall(DUE, (connection, float(now), limit))]
+            ids = [r["id"] for r in await tx.fetchall(DUE, (connection, connection, connection, float(now), limit, limit))]
             if not ids:
                 return []
             taken = await tx.fetchall(

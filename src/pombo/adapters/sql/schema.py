@@ -352,6 +352,8 @@ upstream_queue = Table(
 )
 Index("ix_upstream_queue_due", upstream_queue.c.connection, upstream_queue.c.not_before)
 Index("ix_upstream_queue_age", upstream_queue.c.connection, upstream_queue.c.enqueued_at)
+# the claim's fair order (migration 0019): the customers waiting, each one's messages by age
+Index("ix_upstream_queue_customer", upstream_queue.c.connection, upstream_queue.c.customer_id, upstream_queue.c.id)
 upstream_attempts = Table(
     "upstream_attempts",
     metadata,
