@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from starlette.requests import Request
 
 from pombo.api.envelope import http_status
-from pombo.api.params import BadBody, body_kind, decode_form, decode_json
+from pombo.api.params import BadBody, body_kind, credentials, decode_form, decode_json, header
 
 
 @pytest.mark.parametrize(
@@ -74,3 +75,27 @@ def test_http_status(code: int, status: int) -> None:
 )
 def test_body_kind(ctype: str, body: bytes, kind: str | None) -> None:
     assert body_kind(ctype, body) == kind
+
+
+def _request(headers: list[tuple[bytes, bytes]]) -> Request:
+    return Request({"type": "http", "method": "GET", "path": "/", "query_string": b"", "headers": headers})
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        [],
+        [(b"authorization", b"Bearer tok-one-0000001")],
+        [(b"host", b"x"), (b"authorization", b"Basic bG9qYTpzM2NyZXQ="), (b"authorization", b"Bearer later")],
+        [(b"authorization", "Bearer caf\u00e9".encode("latin-1"))],
+    ],
+)
+def test_header_reads_what_starlette_reads(headers: list[tuple[bytes, bytes]]) -> None:
+    request = _request(headers)
+    assert header(request, b"authorization") == request.headers.get("authorization", "")
+
+
+def test_credentials_from_the_authorization_header() -> None:
+    assert credentials(_request([(b"authorization", b"Bearer tok-one-0000001")]), {}, "127.0.0.1").token == "tok-one-0000001"
+    assert credentials(_request([(b"authorization", b"Basic bG9qYTpzM2NyZXQ=")]), {}, "127.0.0.1").basic == ("loja", "s3cret")
+    assert credentials(_request([]), {"tsid": " tok "}, "127.0.0.1").token == "tok"

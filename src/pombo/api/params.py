@@ -195,12 +195,20 @@ def body_kind(ctype: str, body: bytes) -> str | None:
     return None
 
 
+def header(request: Request, name: bytes) -> str:
+    """The first `name` header (lower case), "" when absent: request.headers.get(name, "")
+    without building Starlette's Headers (and a KeyError when absent) on the send path."""
+    for key, value in request.scope["headers"]:
+        if key == name:
+            return str(value.decode("latin-1"))
+    return ""
+
+
 def credentials(request: Request, params: dict[str, str], ip: str) -> Credentials:
     """tsid wins, else Bearer, else sid; HTTP Basic alongside. A blank token counts as none."""
     token = (params.get("tsid") or "").strip() or None
     basic = None
-    header = request.headers.get("authorization", "")
-    scheme, _, value = header.partition(" ")
+    scheme, _, value = header(request, b"authorization").partition(" ")
     scheme = scheme.lower()
     if token is None and scheme == "bearer":
         token = value.strip() or None
