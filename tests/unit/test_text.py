@@ -186,3 +186,26 @@ def test_ucs2_segments_never_undercount(text: str) -> None:
     else:
         assert parts >= math.ceil(units / 67)
         assert parts <= math.ceil(units / 66)
+
+
+def _segments_by_definition(text: str) -> int:
+    """Every character's width packed into parts, as SPEC §13 counts them (no short cuts)."""
+    gsm = all(c in GSM7_BASIC or c in GSM7_EXTENSION for c in text)
+    if gsm:
+        widths, single, part = [2 if c in GSM7_EXTENSION else 1 for c in text], 160, 153
+    else:
+        widths, single, part = [2 if ord(c) > 0xFFFF else 1 for c in text], 70, 67
+    if sum(widths) <= single:
+        return 1
+    count, used = 1, 0
+    for width in widths:
+        if used + width > part:
+            count, used = count + 1, 0
+        used += width
+    return count
+
+
+@given(st.text(alphabet=st.sampled_from(["a", "€", "{", "ç", "é", "ã", "😀", "中", " "]), max_size=200))
+def test_segments_and_encoding_are_the_definition(text: str) -> None:
+    assert segments(text) == _segments_by_definition(text)
+    assert (encoding_of(text) == "GSM-7") == all(c in GSM7_BASIC or c in GSM7_EXTENSION for c in text)

@@ -11,7 +11,7 @@ def id_keys(upstream_id: str) -> tuple[str, ...]:
     and as decimal, whichever apply. Two ids name the same message when a key is shared."""
     text = upstream_id.strip().lower()
     keys = [f"s:{text.lstrip('0') or '0'}"]
-    if text and all(c in HEX for c in text):
+    if text and HEX.issuperset(text):
         keys.append(f"n:{int(text, 16)}")
         if text.isdigit():
             keys.append(f"n:{int(text)}")
@@ -25,7 +25,7 @@ def id_spellings(upstream_id: str) -> tuple[str, ...]:
     text = upstream_id.strip()
     out = [text, text.upper(), text.lower()]
     low = text.lower()
-    if text and all(c in HEX for c in low):
+    if text and HEX.issuperset(low):
         out.append(str(int(low, 16)))
         if low.isdigit():
             number = int(low)

@@ -20,6 +20,7 @@ GSM7_BASIC: frozenset[str] = frozenset(
 # Extension table: each is sent as ESC + code, so it costs two septets.
 GSM7_EXTENSION: frozenset[str] = frozenset("\f^{}\\[~]|€")
 
+GSM7_ALL: frozenset[str] = GSM7_BASIC | GSM7_EXTENSION
 GSM7_SINGLE, GSM7_PART = 160, 153
 UCS2_SINGLE, UCS2_PART = 70, 67
 
@@ -36,13 +37,15 @@ _ASCII_TABLE = str.maketrans(
 
 def encoding_of(text: str) -> str:
     """'GSM-7' when every character is in the GSM 03.38 tables, else 'UCS-2'."""
-    if all(c in GSM7_BASIC or c in GSM7_EXTENSION for c in text):
+    if GSM7_ALL.issuperset(text):
         return GSM7
     return UCS2
 
 
 def segments(text: str) -> int:
     """How many SMS parts the body takes (an empty body still takes one)."""
+    if 2 * len(text) <= UCS2_SINGLE:
+        return 1  # two units a character at most: one part whatever the encoding
     if encoding_of(text) == GSM7:
         widths = [2 if c in GSM7_EXTENSION else 1 for c in text]
         return _parts(widths, single=GSM7_SINGLE, part=GSM7_PART)
