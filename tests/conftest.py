@@ -21,7 +21,7 @@ REQUIRE_PG = os.environ.get("POMBO_TEST_REQUIRE_PG") == "1"
 _TABLES = (
     "messages, ledger, dlr_reports, auth_failures, ip_blocks, tokens, users, tariffs, blocklist, "
     "models, connection_costs, connections, customers, meta, callbacks, operators, upstream_queue, "
-    "upstream_attempts, upstream_pace, upstream_grants, rejection_counts, rejections, console_audit, night_counts, "
+    "upstream_attempts, upstream_pace, rejection_counts, rejections, console_audit, night_counts, "
     "inbound, opt_outs, opt_changes, smpp_parts, smpp_held"
 )
 

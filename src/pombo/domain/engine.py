@@ -16,6 +16,7 @@ BACKOFF_MAX = 30.0
 SKIP_AFTER = 5  # "not sent" in a row that skip a connection that has a fallback
 SKIP_FOR = 30.0  # seconds a skipped connection is left alone (then one message probes it)
 HIGH, NORMAL = 1, 0  # queue priorities
+PACE_AHEAD = 0.02  # seconds ahead of the even schedule a shared grant may reach (pace())
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +50,27 @@ def backoff(attempts: int, retry_after: float | None) -> float:
     Retry-After wins when it asks for longer."""
     delay: float = min(BACKOFF_FIRST * 2.0 ** max(attempts - 1, 0), BACKOFF_MAX)
     return max(delay, retry_after or 0.0)
+
+
+def pace(due: float, now: float, want: int, rate: int) -> tuple[int, float]:
+    """A grant of sends shared by every worker, on an even schedule (the generic cell rate
+    algorithm): `due` is when the next send is due (the schedule is one send per 1/rate
+    seconds); a grant reaches at most PACE_AHEAD seconds ahead of it. Returns (granted, the
+    next due). Sends begun when granted number at most rate x (1 + PACE_AHEAD) + 1 in any
+    sliding second (307 at 300/s), spread evenly: a worker that begins its grant late adds one
+    grant's worth, not a second's. A schedule left behind by a quiet spell restarts at now
+    (no credit is saved up)."""
+    due = max(due, now)
+    if want <= 0 or rate <= 0 or due > now + PACE_AHEAD:
+        return 0, due
+    # 1e-3: an epoch in seconds carries ~2e-7 s of rounding, a thousandth of a send at 5,000/s
+    n = min(want, int((now + PACE_AHEAD - due) * rate + 1e-3) + 1)
+    return n, due + n / rate
+
+
+def pace_batch(rate: float) -> int:
+    """The most one grant of pace() can hold at `rate`: what a worker asks for at a time."""
+    return int(max(1, math.floor(rate)) * PACE_AHEAD + 1e-3) + 1
 
 
 def priority_of(level: str) -> int:

@@ -148,8 +148,9 @@ class Pacing(Protocol):
     """`throughput` shared by every worker and host using this store (SPEC §11)."""
 
     async def grant(self, *, connection: str, want: int, rate: int, now: float) -> int:
-        """Up to `want` sends that may begin now without more than `rate` granted in any sliding
-        second (the store's clock decides where it has one); how many were granted."""
+        """Up to `want` sends that may begin now on the connection's even schedule of `rate` per
+        second (domain.engine.pace; the store's clock decides where it has one); how many were
+        granted."""
         ...
 
 

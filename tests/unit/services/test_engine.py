@@ -11,14 +11,19 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pombo.domain import codes
 from pombo.domain.engine import (
+    PACE_AHEAD,
     SKIP_AFTER,
     SKIP_FOR,
     begin_before,
     cannot_begin_within,
     certainly_late,
+    pace,
+    pace_batch,
 )
 from tests.unit.services.conftest import (
     ACK,
@@ -234,6 +239,37 @@ def test_begin_before(ahead: int, priority: int, others: list[tuple[int, int]], 
 def test_certainly_late_is_where_cannot_begin_within_holds(rate: float, seconds: float) -> None:
     enough = certainly_late(rate, seconds)
     assert all(cannot_begin_within(n, rate, seconds) for n in range(enough, enough + 50))
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    rate=st.integers(min_value=1, max_value=2000),
+    asks=st.lists(st.tuples(st.floats(min_value=0, max_value=0.05), st.integers(min_value=0, max_value=200)),
+                  min_size=1, max_size=300),
+)
+def test_pace_keeps_every_sliding_second_within_its_stated_burst(rate: int, asks: list[tuple[float, int]]) -> None:
+    # workers asking at random moments for random amounts: what is granted in any sliding second
+    # never passes rate x (1 + PACE_AHEAD) + 1, and no grant holds more than pace_batch(rate)
+    now, due, granted = 1_780_000_000.0, 0.0, []  # an epoch: its rounding too
+    for gap, want in asks:
+        now += gap
+        n, due = pace(due, now, want, rate)
+        assert 0 <= n <= min(want, pace_batch(rate))
+        granted += [now] * n
+    for i, t in enumerate(granted):
+        inside = sum(1 for u in granted[i:] if u < t + 1.0)
+        assert inside <= rate * (1 + PACE_AHEAD) + 1
+
+
+@pytest.mark.parametrize("rate", [1, 7, 100, 300, 500, 2000])
+def test_pace_gives_the_whole_rate_to_callers_that_ask_often_enough(rate: int) -> None:
+    # asking every PACE_AHEAD / 2 (what SharedWindow does when refused): no send slot is lost
+    now, due, total = 1_780_000_000.0, 0.0, 0
+    while now < 1_780_000_010.0:
+        n, due = pace(due, now, 10**6, rate)
+        total += n
+        now += PACE_AHEAD / 2
+    assert rate * 10 <= total <= rate * (10 + PACE_AHEAD) + 1
 
 
 async def test_a_caller_whose_message_cannot_begin_in_time_hears_wr_at_once(worlds: WorldMaker) -> None:

@@ -7,6 +7,7 @@ from dataclasses import asdict
 
 from pombo.adapters.memory.tables import Row, Tables
 from pombo.domain import codes
+from pombo.domain.engine import pace
 from pombo.domain.model import OutboundSms
 from pombo.ports import Claimed, MessageRow, Waiting
 
@@ -83,14 +84,8 @@ class QueuePath:
             message.update(connection=connection, cost=cost, updated_at=float(now))
 
     async def grant(self, *, connection: str, want: int, rate: int, now: float) -> int:
-        """Up to `want` sends now, at most `rate` granted in any sliding second."""
-        now = float(now)
-        grants = self.t.grants.setdefault(connection, [])
-        grants[:] = [g for g in grants if g[0] > now - 5.0]
-        used = sum(n for at, n in grants if at > now - 1.0)
-        n = max(0, min(want, rate - used))
-        if n:
-            grants.append((now, n))
+        """Up to `want` sends now on the connection's even schedule (pace())."""
+        n, self.t.pace[connection] = pace(self.t.pace.get(connection, 0.0), float(now), want, rate)
         return n
 
     async def attempts(self, *, message_id: int) -> list[MessageRow]:

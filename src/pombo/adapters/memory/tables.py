@@ -89,7 +89,7 @@ class Tables:
     callbacks: dict[int, Row] = field(default_factory=dict)  # by id, in id order
     queue: dict[int, Row] = field(default_factory=dict)  # the upstream queue, by message id
     attempts: list[Row] = field(default_factory=list)  # the upstream attempts log
-    grants: dict[str, list[tuple[float, int]]] = field(default_factory=dict)  # throughput grants (at, n)
+    pace: dict[str, float] = field(default_factory=dict)  # when each connection's next send is due
     smpp_parts: dict[tuple[str, str], Row] = field(default_factory=dict)  # (connection, id key)
     smpp_held: dict[int, Row] = field(default_factory=dict)  # held receipts, by id
     ids: dict[str, itertools.count[int]] = field(default_factory=dict)

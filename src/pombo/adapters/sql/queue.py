@@ -9,6 +9,7 @@ from typing import Any
 
 from pombo.adapters.sql.batch import Batcher
 from pombo.adapters.sql.executor import Database, Executor
+from pombo.domain.engine import pace
 from pombo.domain.model import OutboundSms
 from pombo.ports import Claimed, MessageRow, Waiting
 
@@ -52,7 +53,6 @@ TOO_OLD = "SELECT message_id FROM upstream_queue WHERE connection=? AND enqueued
 STATS = "SELECT connection, COUNT(*) AS n, MIN(enqueued_at) AS oldest FROM upstream_queue GROUP BY connection"
 ROUTE_TO = "UPDATE messages SET connection=?, cost=?, updated_at=? WHERE id=? AND status_code=1"
 PACE_ROW = "INSERT INTO upstream_pace (connection, at) VALUES (?, 0) ON CONFLICT (connection) DO NOTHING"
-GRANTED_SINCE = "SELECT SUM(n) FROM upstream_grants WHERE connection=? AND at>?"
 ATTEMPTS = "SELECT connection, kind, raw, at FROM upstream_attempts WHERE message_id=? ORDER BY at, id"
 
 
@@ -142,21 +142,20 @@ class SqlQueue:
         await self.x.execute(ROUTE_TO, (connection, cost, float(now), message_id))
 
     async def grant(self, *, connection: str, want: int, rate: int, now: float) -> int:
-        """Up to `want` sends that may begin now, at most `rate` granted in any sliding second:
-        the connection's pace row is locked while it is decided (every worker waits its turn),
-        and on PostgreSQL the database's clock is the one clock of every host."""
+        """Up to `want` sends that may begin now on the connection's even schedule (pace()):
+        its pace row is locked while it is decided (every worker waits its turn), and on
+        PostgreSQL the database's clock is the one clock of every host."""
         async with self.x.transaction() as tx:
             await tx.execute(PACE_ROW, (connection,))
-            await tx.execute("UPDATE upstream_pace SET at=? WHERE connection=?", (float(now), connection))
+            await tx.execute("UPDATE upstream_pace SET at=at WHERE connection=?", (connection,))  # the lock
             if self.x.dialect == "postgresql":
                 # a grant lost in a crash of the database server only wastes tokens: no WAL wait
                 await tx.execute("SET LOCAL synchronous_commit = off")
                 now = float(await tx.fetchval("SELECT extract(epoch FROM clock_timestamp())::float8"))
-            used = int(await tx.fetchval(GRANTED_SINCE, (connection, now - 1.0)) or 0)
-            n = max(0, min(want, rate - used))
+            due = float(await tx.fetchval("SELECT at FROM upstream_pace WHERE connection=?", (connection,)))
+            n, due = pace(due, float(now), want, rate)
             if n:
-                await tx.execute("INSERT INTO upstream_grants (connection, at, n) VALUES (?,?,?)", (connection, now, n))
-            await tx.execute("DELETE FROM upstream_grants WHERE connection=? AND at<?", (connection, now - 5.0))
+                await tx.execute("UPDATE upstream_pace SET at=? WHERE connection=?", (due, connection))
         return n
 
     async def attempts(self, *, message_id: int) -> list[MessageRow]:

@@ -365,21 +365,14 @@ upstream_attempts = Table(
     Column("at", Float, nullable=False),
 )
 Index("ix_upstream_attempts_message", upstream_attempts.c.message_id, upstream_attempts.c.at)
+# `throughput` across workers (migration 0020): one row per connection, locked while a grant is
+# decided; `at` is when the connection's next send is due on the even schedule (engine.pace)
 upstream_pace = Table(
     "upstream_pace",
     metadata,
     Column("connection", String(64), primary_key=True),
     Column("at", Float, nullable=False, server_default="0"),
 )
-upstream_grants = Table(
-    "upstream_grants",
-    metadata,
-    Column("id", BigId, primary_key=True),
-    Column("connection", String(64), nullable=False),
-    Column("at", Float, nullable=False),
-    Column("n", Integer, nullable=False),
-)
-Index("ix_upstream_grants_at", upstream_grants.c.connection, upstream_grants.c.at)
 
 # Inbound messages (SPEC §14, migration 0013): each stored once per (connection, provider_id),
 # routed to a customer and the message it answers, or kept unrouted (customer_id NULL) for the

@@ -10,6 +10,8 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
+from pombo.domain.engine import PACE_AHEAD, pace_batch
+
 
 class Limiter(Protocol):
     """Hands out the right to send one message now, `throughput` per sliding second."""
@@ -90,18 +92,17 @@ Grant = Callable[[int], Awaitable[int]]  # want -> granted (the store's Pacing.g
 
 
 class SharedWindow:
-    """`throughput` across every worker: sends begin only on tokens the store granted (a sliding
-    second kept in the database), fetched a few at a time and good for VALID seconds (an unused
-    token lapses, so no worker spends an old grant in a later second). The cap the provider sees
-    is the rate plus at most what one VALID slice of grants holds (rate x VALID: 4%, tested
-    at 5%)."""
+    """`throughput` across every worker: sends begin only on tokens the store granted on the
+    connection's even schedule (engine.pace: at most rate x (1 + PACE_AHEAD) + 1 in any sliding
+    second), fetched one grant at a time and good for VALID seconds (an unused token lapses, so
+    no worker spends an old grant in a later second)."""
 
     VALID = 0.04
 
     def __init__(self, rate: float, grant: Grant, *, on_tokens: Callable[[], None] = lambda: None,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.rate = max(1, math.floor(rate))
-        self.batch = max(1, math.ceil(rate * self.VALID))
+        self.batch = pace_batch(rate)
         self._grant = grant
         self._on_tokens = on_tokens
         self._clock = clock
@@ -109,7 +110,7 @@ class SharedWindow:
         self._reserved = 0
         self._expires = 0.0
         self._asking: asyncio.Future[None] | None = None
-        self._quiet_until = 0.0  # the window was full: do not ask again before this
+        self._quiet_until = 0.0  # the schedule is ahead: do not ask again before this
 
     def available(self) -> int:
         """Tokens in hand (asking the store for more when they run out)."""
@@ -146,7 +147,7 @@ class SharedWindow:
             self._expires = self._clock() + self.VALID
             self._on_tokens()
         else:
-            self._quiet_until = self._clock() + 0.02
+            self._quiet_until = self._clock() + PACE_AHEAD / 2  # asked again before the schedule passes
 
 
 def local_limiter(rate: float, *, clock: Callable[[], float] = time.monotonic) -> Limiter:
