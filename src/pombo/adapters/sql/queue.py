@@ -20,32 +20,41 @@ ENQUEUE = (
     "ON CONFLICT (message_id) DO UPDATE SET connection=excluded.connection, not_before=excluded.not_before, "
     "attempts=excluded.attempts, last_error=excluded.last_error"
 )
-# round robin: each customer's n-th due row comes before anyone's (n+1)-th; high priority first
 # The next `limit` due messages in fair order: priority first, then in rounds (each customer's
-# n-th due message in round n), then by age. The definition, every due row ranked: what
-# PostgreSQL runs.
+# n-th due message in round n), then by age. DUE is the definition, every due row ranked; the
+# two below rank only what can make it: each customer's first `limit` due messages. The
+# customers with waiting messages are found one index probe each (a loose index scan on
+# ix_upstream_queue_customer), then each one's first `limit` due by the same index. A claim
+# costs what it takes, not the length of the queue (the definition cost O(queue log queue) per
+# claim: 2,000/s offered to a 500/s connection spent ~28% of the process in it). Property
+# tests compare both with DUE (tests/integration/test_queue_order.py).
 DUE = (
     "SELECT id FROM (SELECT id, priority, ROW_NUMBER() OVER (PARTITION BY customer_id ORDER BY id) AS rn "
     "FROM upstream_queue WHERE connection=? AND not_before<=?) t ORDER BY priority DESC, rn, id LIMIT ?"
 )
-# The same on SQLite, ranking only what can make it: each customer's first `limit` due messages.
-# The customers with waiting messages are found one index probe each (a loose index scan on
-# ix_upstream_queue_customer), then each one's first `limit` due by the same index. A claim costs
-# what it takes, not the length of the queue (the definition cost O(queue log queue) per claim:
-# 2,000/s offered to a 500/s connection spent ~28% of the process in it). `not_before+0`: not an
-# index term, so SQLite walks each customer's messages by age instead of every due message of the
-# connection. Not on PostgreSQL: there the correlated IN runs once per joined row (with two
-# workers and 1,600 waiting, most were still unsent a minute after a restart); its equivalent
-# there would be a LATERAL join.
-DUE_BY_INDEX = (
+_WAITING_CUSTOMERS = (
     "WITH RECURSIVE waiting(customer_id) AS ("
     " SELECT (SELECT MIN(customer_id) FROM upstream_queue WHERE connection=?)"
     " UNION ALL"
     " SELECT (SELECT MIN(u.customer_id) FROM upstream_queue u WHERE u.connection=? AND u.customer_id>w.customer_id)"
     " FROM waiting w WHERE w.customer_id IS NOT NULL) "
-    "SELECT id FROM (SELECT q.id, q.priority, ROW_NUMBER() OVER (PARTITION BY q.customer_id ORDER BY q.id) AS rn "
+)
+# SQLite: a correlated IN per customer. `not_before+0`: not an index term, so SQLite walks each
+# customer's messages by age instead of every due message of the connection.
+DUE_BY_INDEX = (
+    _WAITING_CUSTOMERS
+    + "SELECT id FROM (SELECT q.id, q.priority, ROW_NUMBER() OVER (PARTITION BY q.customer_id ORDER BY q.id) AS rn "
     "FROM waiting w JOIN upstream_queue q ON q.id IN (SELECT u.id FROM upstream_queue u WHERE u.connection=? "
     "AND u.customer_id=w.customer_id AND u.not_before+0<=? ORDER BY u.id LIMIT ?)) t "
+    "ORDER BY priority DESC, rn, id LIMIT ?"
+)
+# PostgreSQL: the same as a LATERAL join (its planner ran the correlated IN once per joined
+# row: with two workers and 1,600 waiting, most were still unsent a minute after a restart).
+DUE_LATERAL = (
+    _WAITING_CUSTOMERS
+    + "SELECT id FROM (SELECT q.id, q.priority, ROW_NUMBER() OVER (PARTITION BY w.customer_id ORDER BY q.id) AS rn "
+    "FROM waiting w CROSS JOIN LATERAL (SELECT u.id, u.priority FROM upstream_queue u WHERE u.connection=? "
+    "AND u.customer_id=w.customer_id AND u.not_before<=? ORDER BY u.id LIMIT ?) q) t "
     "ORDER BY priority DESC, rn, id LIMIT ?"
 )
 LOG_ATTEMPT = "INSERT INTO upstream_attempts (message_id, connection, kind, raw, at) VALUES (?,?,?,?,?)"
@@ -95,10 +104,8 @@ class SqlQueue:
         if limit <= 0:
             return []
         async with self.x.transaction() as tx:
-            if self.x.dialect == "sqlite":
-                due = await tx.fetchall(DUE_BY_INDEX, (connection, connection, connection, float(now), limit, limit))
-            else:
-                due = await tx.fetchall(DUE, (connection, float(now), limit))
+            due = await tx.fetchall(DUE_BY_INDEX if self.x.dialect == "sqlite" else DUE_LATERAL,
+                                    (connection, connection, connection, float(now), limit, limit))
             ids = [r["id"] for r in due]
             if not ids:
                 return []
