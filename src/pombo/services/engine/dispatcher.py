@@ -142,7 +142,10 @@ class Dispatcher(Capacity):
                 left = answer_by - loop.time()
                 if rate > 0:
                     before = self._before(waiting, customer_id, priority, ahead, certainly_late(rate, left))
-                    hopeless = cannot_begin_within(before, rate, left)
+                    if self.settings(config).fallback:
+                        hopeless = cannot_begin_within(before, rate, left)
+                    else:  # one connection: its window's state says when a turn comes
+                        hopeless = self.limiter(config).wait_for(before) > left
             self._keep(loop.create_task(self._queue(job, now, waiter if hopeless else None)))
         timer = loop.call_at(answer_by, _answer_wr, waiter)
         try:

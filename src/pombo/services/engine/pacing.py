@@ -33,6 +33,11 @@ class Limiter(Protocol):
         """Return `n` reserved and not used (a claim found fewer messages)."""
         ...
 
+    def wait_for(self, ahead: int) -> float:
+        """A lower bound of the seconds before a send with `ahead` sends to begin before it can
+        begin (what the caller of a queued message could hear in time)."""
+        ...
+
 
 UNCAPPED = 1 << 30
 
@@ -52,6 +57,10 @@ class NoCap:
 
     def give_back(self, n: int) -> None:
         """Nothing to count."""
+
+    def wait_for(self, ahead: int) -> float:
+        """No cap: nothing to wait for."""
+        return 0.0
 
 
 class SlidingWindow:
@@ -86,6 +95,19 @@ class SlidingWindow:
     def give_back(self, n: int) -> None:
         """Return `n` reserved and not used."""
         self._reserved = max(0, self._reserved - n)
+
+    def wait_for(self, ahead: int) -> float:
+        """From the window's state: the first available() begin now, the next ones as the sends
+        begun in the last period leave it one by one, and every one after those only when a
+        send that begins from now on has left it (a period later, a period per `capacity`)."""
+        free = self.available()
+        if ahead < free:
+            return 0.0
+        j = ahead - free
+        began = self._began
+        if j < len(began):
+            return max(0.0, began[j] + self.period - self._clock())
+        return self.period * (1 + (j - len(began)) // self.capacity)
 
 
 Grant = Callable[[int], Awaitable[int]]  # want -> granted (the store's Pacing.grant, bound)
@@ -134,6 +156,12 @@ class SharedWindow:
     def give_back(self, n: int) -> None:
         """Unreserve `n` (they stay in hand until they lapse)."""
         self._reserved = max(0, self._reserved - n)
+
+    def wait_for(self, ahead: int) -> float:
+        """Other workers share the schedule: only the tokens in hand are known, then the rate
+        (less one grant: the schedule may run that far ahead)."""
+        more = ahead - max(0, self._tokens - self._reserved) - self.batch
+        return max(0.0, more / self.rate)
 
     async def _ask(self) -> None:
         try:
