@@ -88,11 +88,14 @@ def _request(headers: list[tuple[bytes, bytes]]) -> Request:
         [(b"authorization", b"Bearer tok-one-0000001")],
         [(b"host", b"x"), (b"authorization", b"Basic bG9qYTpzM2NyZXQ="), (b"authorization", b"Bearer later")],
         [(b"authorization", "Bearer caf\u00e9".encode("latin-1"))],
+        [(b"content-length", b"")],
+        [(b"content-type", b"application/json; charset=utf-8"), (b"content-length", b"12")],
     ],
 )
 def test_header_reads_what_starlette_reads(headers: list[tuple[bytes, bytes]]) -> None:
     request = _request(headers)
-    assert header(request, b"authorization") == request.headers.get("authorization", "")
+    for name in ("authorization", "content-length", "content-type"):
+        assert header(request, name.encode()) == request.headers.get(name)
 
 
 def test_credentials_from_the_authorization_header() -> None:

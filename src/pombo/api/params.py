@@ -105,7 +105,7 @@ async def read_body(request: Request, *, timeout: float | None = None) -> bytes:
 
 
 async def _read_body(request: Request) -> bytes:
-    declared = request.headers.get("content-length")
+    declared = header(request, b"content-length")
     if declared is not None:
         if not (declared.isascii() and declared.isdigit()):
             raise BadBody("bad Content-Length")
@@ -164,7 +164,7 @@ async def read_params(
     body = await read_body(request, timeout=body_timeout) if request.method != "GET" else b""
     params: dict[str, str] = {}
     if body:
-        given = request.headers.get("content-type", "").split(";", 1)[0].strip()
+        given = (header(request, b"content-type") or "").split(";", 1)[0].strip()
         kind = body_kind(given.lower(), body)
         if kind == "json":
             params = decode_json(body) if json_params else {}
@@ -195,20 +195,20 @@ def body_kind(ctype: str, body: bytes) -> str | None:
     return None
 
 
-def header(request: Request, name: bytes) -> str:
-    """The first `name` header (lower case), "" when absent: request.headers.get(name, "")
-    without building Starlette's Headers (and a KeyError when absent) on the send path."""
+def header(request: Request, name: bytes) -> str | None:
+    """The first `name` header (lower case), None when absent: request.headers.get(name) without
+    building Starlette's Headers (and a KeyError when absent) on the send path."""
     for key, value in request.scope["headers"]:
         if key == name:
             return str(value.decode("latin-1"))
-    return ""
+    return None
 
 
 def credentials(request: Request, params: dict[str, str], ip: str) -> Credentials:
     """tsid wins, else Bearer, else sid; HTTP Basic alongside. A blank token counts as none."""
     token = (params.get("tsid") or "").strip() or None
     basic = None
-    scheme, _, value = header(request, b"authorization").partition(" ")
+    scheme, _, value = (header(request, b"authorization") or "").partition(" ")
     scheme = scheme.lower()
     if token is None and scheme == "bearer":
         token = value.strip() or None

@@ -40,7 +40,9 @@ def _answer(code: int, reason: str, status: str) -> bytes:
 class OneWriteCycle(RequestResponseCycle):
     """uvicorn's request cycle with one more way to answer: `respond` writes the status line,
     the headers and the whole body in one write (uvicorn's `send` writes the head when the
-    response starts and the body when it comes: two writes, two TCP segments per answer)."""
+    response starts and the body when it comes: two writes, two TCP segments per answer).
+    `respond` writes no line to uvicorn's own access log; Pombo never turns that log on (its
+    AccessLog wraps `send`, and an answer through it goes by `send`)."""
 
     def respond(self, status: int, headers: list[tuple[bytes, bytes]], body: bytes | memoryview) -> bool:
         """Answer with `body` whole (`headers` hold its Content-Length); False, with nothing written,

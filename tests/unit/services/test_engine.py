@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -280,6 +280,18 @@ async def _window_frees_within_ack(world: World) -> float:
     return asyncio.get_running_loop().time()
 
 
+def _timed(world: World) -> Callable[..., Awaitable[tuple[int, float]]]:
+    """world.send, answering (code, seconds it took)."""
+
+    async def timed(**params: str) -> tuple[int, float]:
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        result = await world.send(**params)
+        return result.code, loop.time() - started
+
+    return timed
+
+
 async def test_a_caller_whose_message_cannot_begin_in_time_hears_wr_at_once(worlds: WorldMaker) -> None:
     """SPEC §11: the caller waits at most ack_timeout. At 2/s with the window freeing ACK/2 from
     now, the customer's next two messages begin in time (held, then OK); a third has those two
@@ -289,13 +301,7 @@ async def test_a_caller_whose_message_cannot_begin_in_time_hears_wr_at_once(worl
     connection(doc, "velip")["throughput"] = 2
     world = await worlds(doc)
     await _window_frees_within_ack(world)
-    loop = asyncio.get_running_loop()
-
-    async def timed(**params: str) -> tuple[int, float]:
-        started = loop.time()
-        result = await world.send(**params)
-        return result.code, loop.time() - started
-
+    timed = _timed(world)
     queued = [asyncio.ensure_future(timed(dest=f"1198765001{i}")) for i in range(3)]
     answers = await asyncio.gather(*queued)
     assert [code for code, _ in answers[:2]] == [codes.OK, codes.OK]  # held: each began in time
@@ -316,13 +322,7 @@ async def test_the_other_customers_turns_count_before_a_caller_is_held(worlds: W
     connection(doc, "velip")["throughput"] = 2
     world = await worlds(doc)
     await _window_frees_within_ack(world)
-    loop = asyncio.get_running_loop()
-
-    async def timed(**params: str) -> tuple[int, float]:
-        started = loop.time()
-        result = await world.send(**params)
-        return result.code, loop.time() - started
-
+    timed = _timed(world)
     a_first = asyncio.ensure_future(timed(dest="11987650011"))
     await asyncio.sleep(0)
     b_first = asyncio.ensure_future(timed(token=OTHER_TOKEN, dest="11987650098"))
