@@ -72,6 +72,7 @@ class Authenticator:
         self._policy = policy or AuthPolicy()
         # scrypt is deliberately slow: remember good (hash, password digest) pairs
         self._verified: set[tuple[str, str]] = set()
+        self._checking: dict[tuple[str, str | None, str], asyncio.Future[bool]] = {}  # checks running
         self._suspects: dict[str, float] = {}  # who -> latest failure seen (+inf: blocked for good)
         self._suspects_at = float("-inf")
         self._suspects_full_at = float("-inf")
@@ -168,23 +169,31 @@ class Authenticator:
         user = catalog.users_by_name.get(username)
         usable = user if user is not None and user.active else None
         # an unknown or inactive name pays the KDF too (a dummy hash): the time tells nothing
-        if not await self._password_ok(usable.password_hash if usable else None, password) or usable is None:
+        if not await self._password_ok(username, usable.password_hash if usable else None, password) or usable is None:
             return codes.reject(codes.INVALID_USER_PASS)
         customer = catalog.customers.get(usable.customer_id)
         if customer is None:
             return codes.reject(codes.FAIL_AUTHENTICATION)
         return Principal(customer, usable.id, None, usable.app, usable.send, usable.camp)
 
-    async def _password_ok(self, encoded: str | None, password: str) -> bool:
-        if encoded is not None:
-            key = (encoded, hashlib.sha256(password.encode("utf-8", "surrogatepass")).hexdigest())
-            if key in self._verified:
-                return True
-        if not await verify_password(password, encoded) or encoded is None:
+    async def _password_ok(self, username: str, encoded: str | None, password: str) -> bool:
+        digest = hashlib.sha256(password.encode("utf-8", "surrogatepass")).hexdigest()
+        if encoded is not None and (encoded, digest) in self._verified:
+            return True
+        # the same name and password asked again while its check runs (a client opening its
+        # connections at once) waits for that one check: one KDF, not one per request. Keyed
+        # by the name as typed, known or not, so an unknown name shares a check exactly as a
+        # known one does (the time still tells nothing)
+        flight = (username, encoded, digest)
+        running = self._checking.get(flight)
+        if running is None:
+            running = self._checking[flight] = asyncio.ensure_future(verify_password(password, encoded))
+            running.add_done_callback(lambda _: self._checking.pop(flight, None))
+        if not await asyncio.shield(running) or encoded is None:
             return False
         if len(self._verified) >= _VERIFIED_CACHE_MAX:
             self._verified.clear()
-        self._verified.add(key)
+        self._verified.add((encoded, digest))
         return True
 
 

@@ -148,3 +148,31 @@ async def test_the_console_login_leaves_the_loop_running() -> None:
     logins = asyncio.gather(*(operator.verify_operator(username="admin", password=f"bad{i}") for i in range(5)))
     longest, _ticks, _took = await ticking_while(logins)
     assert longest < max(0.6 * one, 0.05), (longest, one)
+
+
+@pytest.mark.parametrize(
+    ("username", "password", "code"),
+    [("alice", "alice-pw", None), ("alice", "wrong-pw", codes.INVALID_USER_PASS),
+     ("ghost", "alice-pw", codes.INVALID_USER_PASS)],
+)
+async def test_one_password_check_serves_the_same_credentials_asked_at_once(
+    users: World, monkeypatch: pytest.MonkeyPatch, username: str, password: str, code: int | None
+) -> None:
+    # a client opening its connections at once with the same HTTP Basic pays one KDF, not one
+    # each, and every one of them gets the answer; a known and an unknown name alike (the time
+    # tells nothing). Four: under the brute-force rule's count of failures per name
+    await basic(users, "warm-up", "x", "192.0.2.99")  # the dummy hash is made once, on first use
+    kdf_runs: list[str] = []
+    real = credentials.verify_password
+
+    def counted(given: str, encoded: str) -> bool:
+        kdf_runs.append(given)
+        return real(given, encoded)
+
+    monkeypatch.setattr(credentials, "verify_password", counted)
+    answers = await asyncio.gather(*(basic(users, username, password, f"203.0.113.{i}") for i in range(4)))
+    assert len(kdf_runs) == 1
+    assert answers == [code] * 4
+    if code is None:
+        assert await basic(users, username, password, "203.0.113.99") is None
+        assert len(kdf_runs) == 1  # a good pair is remembered
