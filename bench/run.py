@@ -86,6 +86,7 @@ class Scenario:
     prefill: int = 0  # messages (and as many old auth failures) written with SQL before serve
     prefill_auth: bool = True  # False: the messages only
     mints: int = 0  # GetUserID tsid=1 calls fired at once a third into each run
+    mints_spread: bool = False  # ... or one after another, evenly over the middle 60% of the run
 
 
 SCENARIOS = [
@@ -104,6 +105,7 @@ SCENARIOS = [
     Scenario("sqlite-log1m-night-32", "sqlite", 1, 32, night=True, prefill=1_000_000),
     Scenario("sqlite-msgs1m-night-32", "sqlite", 1, 32, night=True, prefill=1_000_000, prefill_auth=False),
     Scenario("sqlite-mint-night-32", "sqlite", 1, 32, night=True, mints=200),
+    Scenario("sqlite-mintspread-night-32", "sqlite", 1, 32, night=True, mints=200, mints_spread=True),
     Scenario("pg2-night-1c-32", "pg", 2, 32, customers=1, night=True),
 ]
 BY_NAME = {s.name: s for s in SCENARIOS}
@@ -505,9 +507,10 @@ def prefill(sc: Scenario, sqlite_path: Path | None, customers: int) -> float:
     return time.monotonic() - t0
 
 
-def fire_mints(port: int, calls: int, delay: float, answers: dict[str, int]) -> threading.Thread:
-    """After `delay` s, `calls` GetUserID tsid=1 calls at once (one thread each, HTTP Basic as
-    the minter); their status codes are counted into `answers`."""
+def fire_mints(port: int, calls: int, delay: float, answers: dict[str, int], over: float = 0.0) -> threading.Thread:
+    """After `delay` s, `calls` GetUserID tsid=1 calls (one thread each, HTTP Basic as the
+    minter), at once or, with `over` > 0, started evenly over `over` seconds; their status codes
+    are counted into `answers`."""
     import base64
     import urllib.request
 
@@ -531,6 +534,8 @@ def fire_mints(port: int, calls: int, delay: float, answers: dict[str, int]) -> 
         workers = [threading.Thread(target=one, daemon=True) for _ in range(calls)]
         for w in workers:
             w.start()
+            if over > 0:
+                time.sleep(over / calls)
         for w in workers:
             w.join()
 
@@ -552,7 +557,7 @@ def run_scenario(sc: Scenario, args: argparse.Namespace, stamp: str, out_jsonl: 
         f"{customers} customers{' under one reseller' if sc.hot else ''}"
         f"{', inside their night window' if sc.night else ''}"
         f"{f', {sc.prefill:,} rows preloaded' if sc.prefill else ''}"
-        f"{f', {sc.mints} GetUserID tsid=1 per run' if sc.mints else ''}, "
+        f"{f', {sc.mints} GetUserID tsid=1 per run' + (' spread over it' if sc.mints_spread else ' at once') if sc.mints else ''}, "
         f"upstream delay {sc.delay_ms:g} ms; scratch {scratch}",
         flush=True,
     )
@@ -657,7 +662,11 @@ def run_scenario(sc: Scenario, args: argparse.Namespace, stamp: str, out_jsonl: 
         sampler = RssSampler(sid)
         sampler.start()
         mint_answers: dict[str, int] = {}
-        minting = fire_mints(gw_port, sc.mints, args.seconds / 3, mint_answers) if sc.mints else None
+        minting = (
+            fire_mints(gw_port, sc.mints, args.seconds / 5, mint_answers, over=args.seconds * 0.6)
+            if sc.mints_spread
+            else fire_mints(gw_port, sc.mints, args.seconds / 3, mint_answers) if sc.mints else None
+        )
         t0 = time.monotonic()
         res = run_wrk(base, sc.conns, args.seconds, tokens, salt, scratch / "wrk.log")
         wall = time.monotonic() - t0

@@ -3,7 +3,7 @@ connections, the log's upkeep and the brute-force state. Each runs in the caller
 
 from __future__ import annotations
 
-from sqlalchemy import Connection, and_, func, insert, select, text, update
+from sqlalchemy import Connection, func, insert, select, text, update
 
 from pombo.adapters.sql import schema as t
 from pombo.adapters.sql.catalog import bump_token_version, bump_version
@@ -32,23 +32,7 @@ def issue_token(conn: Connection, *, customer_id: int, user_id: int | None, now:
     return _new_token(conn, customer_id=customer_id, user_id=user_id, seq=bump_token_version(conn), now=now)
 
 
-def mint_token(conn: Connection, *, customer_id: int, user_id: int | None, keep: int, ttl: float, now: float) -> str:
-    """A token for GetUserID tsid=1: it expires after `ttl` seconds, and the user keeps its
-    `keep` newest minted tokens (the older ones are revoked here)."""
-    seq = bump_token_version(conn)  # first: concurrent mints for one user take turns from here
-    token = _new_token(conn, customer_id=customer_id, user_id=user_id, seq=seq, now=now, expires_at=now + ttl)
-    tk = t.tokens.c
-    owner = tk.user_id == user_id if user_id is not None else and_(tk.user_id.is_(None), tk.customer_id == customer_id)
-    live = conn.execute(
-        select(tk.id).where(owner, tk.minted.is_(True), tk.revoked_at.is_(None)).order_by(tk.id.desc())
-    ).scalars().all()
-    if len(live) > keep:
-        conn.execute(update(t.tokens).where(tk.id.in_(live[keep:])).values(revoked_at=now, changed_seq=seq))
-    return token
-
-
-def _new_token(conn: Connection, *, customer_id: int, user_id: int | None, seq: int, now: float,
-               expires_at: float | None = None) -> str:
+def _new_token(conn: Connection, *, customer_id: int, user_id: int | None, seq: int, now: float) -> str:
     if conn.execute(select(t.customers.c.id).where(t.customers.c.id == customer_id)).first() is None:
         raise NotFound(f"customer {customer_id} does not exist")
     token = credentials.new_token()
@@ -59,8 +43,7 @@ def _new_token(conn: Connection, *, customer_id: int, user_id: int | None, seq: 
             token_hash=credentials.hash_token(token),
             prefix=credentials.token_prefix(token),
             created_at=now,
-            minted=expires_at is not None,
-            expires_at=expires_at,
+            minted=False,
             changed_seq=seq,
         )
     )
