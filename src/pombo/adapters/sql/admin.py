@@ -198,13 +198,6 @@ def ip_report(conn: Connection, *, since: float) -> list[Row]:
     return out
 
 
-def prune_auth_failures(conn: Connection, *, before: float, limit: int) -> int:
-    """Delete up to `limit` of the oldest failures created before `before`; how many went."""
-    f = t.auth_failures.c
-    oldest = select(f.id).where(f.created_at < before).order_by(f.created_at).limit(limit)
-    return int(conn.execute(t.auth_failures.delete().where(f.id.in_(oldest.scalar_subquery()))).rowcount)
-
-
 def unblock_ip(conn: Connection, *, ip: str) -> int:
     """Lift the permanent block of an IP and forget its failures; how many rows went."""
     removed = conn.execute(t.ip_blocks.delete().where(t.ip_blocks.c.ip == ip)).rowcount

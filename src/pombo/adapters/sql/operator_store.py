@@ -37,6 +37,10 @@ INSERT_MINTED = (
     "VALUES (?,?,?,?,?,?,?,?)"
 )
 LIVE_MINTED = "SELECT id FROM tokens WHERE minted=? AND revoked_at IS NULL AND "
+PRUNE_AUTH_FAILURES = (
+    "DELETE FROM auth_failures WHERE id IN "
+    "(SELECT id FROM auth_failures WHERE created_at<? ORDER BY created_at LIMIT ?)"
+)
 
 
 class OperatorSide:
@@ -141,23 +145,22 @@ class OperatorSide:
         """Blocked IPs and IPs with failures since `since`, with their counts."""
         return await self._read(admin.ip_report, since=since)
 
-    # Failures go a batch per transaction: on SQLite a long delete would hold the one write lock
-    # (and so every send) for as long as it runs. The send path waits for that lock on the event
-    # loop, so batches stay small and a pause between them lets the sends through: measured
-    # (bench/run.py sqlite-log1m-night-32, 1,000,000 old failures), 1,000-row batches back to
-    # back cost the sends ~3x their CPU per send while the prune ran.
+    # Failures go a batch per transaction, on the store's own connection (as a send's statements
+    # go): on SQLite a long delete would hold the one write lock (and so every send) for as long
+    # as it runs, so batches stay small and a pause between them lets the sends through. On a
+    # thread with the engine, each batch also held that lock while it waited for the interpreter
+    # lock, and the send path's next batch slept in SQLite's busy handler meanwhile. Measured with
+    # bench/run.py sqlite-log1m-night-32 (1,000,000 old failures): 1,000-row batches back to back
+    # cost the sends ~3x their CPU per send while the prune ran.
     PRUNE_BATCH = 200
     PRUNE_PAUSE = 0.02  # seconds between batches
 
     async def prune_auth_failures(self, *, before: float) -> int:
         """Forget failures older than `before` (no rule looks back that far); how many went."""
-        def batch() -> int:
-            with self.engine.begin() as conn:
-                return admin.prune_auth_failures(conn, before=before, limit=self.PRUNE_BATCH)
-
         total = 0
         while True:
-            removed = await _translated(batch)
+            async with self.x.transaction() as tx:
+                removed = await tx.execute(PRUNE_AUTH_FAILURES, (before, self.PRUNE_BATCH))
             total += removed
             if removed < self.PRUNE_BATCH:
                 return total
