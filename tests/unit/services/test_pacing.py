@@ -4,10 +4,12 @@ The engine answers a queued caller WR at once when its turn cannot come before i
 
 from __future__ import annotations
 
+import asyncio
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pombo.services.engine.pacing import NoCap, SlidingWindow
+from pombo.services.engine.pacing import NoCap, SharedWindow, SlidingWindow
 
 
 class Clock:
@@ -56,3 +58,14 @@ def test_reserved_sends_hold_their_places() -> None:
     assert window.wait_for(0) == 1.0  # they begin now at the earliest: a period for the next
     assert window.wait_for(2) == 2.0
     assert NoCap().wait_for(10**6) == 0.0
+
+
+def test_the_shared_window_counts_the_tokens_in_hand_then_the_rate() -> None:
+    # other workers share the schedule, so only the tokens in hand are certain; past them the
+    # rate, less one grant (the schedule may run that far ahead of now)
+    window = SharedWindow(100, grant=lambda n: asyncio.sleep(0, result=0), clock=Clock())
+    assert window.batch == 3
+    assert window.wait_for(0) == 0.0 and window.wait_for(2) == 0.0  # one grant's worth may come now
+    assert window.wait_for(103) == 1.0
+    window._tokens = 10
+    assert window.wait_for(12) == 0.0 and window.wait_for(113) == 1.0
