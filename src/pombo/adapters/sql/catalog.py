@@ -22,6 +22,12 @@ from pombo.domain.textfilter import DEFAULT_PATTERNS, Models, TextFilter
 
 CONFIG_VERSION = "config_version"
 TOKEN_VERSION = "token_version"
+# bump_token_version, and the store's mint on its own connection (operator_store.mint_token)
+TOKEN_VERSION_BUMP = (
+    f"INSERT INTO meta (key, value) VALUES ('{TOKEN_VERSION}', '1') ON CONFLICT (key) "
+    "DO UPDATE SET value = CAST(CAST(meta.value AS BIGINT) + 1 AS TEXT) RETURNING value"
+)
+TOKENS_NOTIFY = "SELECT pg_notify('pombo_tokens', '')"
 TEXT_FILTER = "text_filter"
 OPT_OUT_WORDS = "opt_out_words"
 OPT_IN_WORDS = "opt_in_words"
@@ -63,15 +69,9 @@ def bump_token_version(conn: Connection) -> int:
     The upsert comes first and locks the meta row until commit, so token changes commit one at
     a time in version order: a process that has read version N has seen every change up to N.
     """
-    new = conn.execute(
-        text(
-            "INSERT INTO meta (key, value) VALUES (:k, '1') ON CONFLICT (key) "
-            "DO UPDATE SET value = CAST(CAST(meta.value AS BIGINT) + 1 AS TEXT) RETURNING value"
-        ),
-        {"k": TOKEN_VERSION},
-    ).scalar_one()
+    new = conn.execute(text(TOKEN_VERSION_BUMP)).scalar_one()
     if conn.dialect.name == "postgresql":
-        conn.execute(text("SELECT pg_notify('pombo_tokens', '')"))  # delivered at commit
+        conn.execute(text(TOKENS_NOTIFY))  # delivered at commit
     return int(new)
 
 

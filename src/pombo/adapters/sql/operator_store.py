@@ -14,6 +14,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from pombo.adapters.sql import admin, edits, operators, provision, stats, views
+from pombo.adapters.sql.catalog import TOKEN_VERSION_BUMP, TOKENS_NOTIFY
 from pombo.adapters.sql.executor import Database
 from pombo.adapters.sql.failures import check_sqlalchemy
 from pombo.domain import credentials
@@ -28,10 +29,6 @@ T = TypeVar("T")
 # on a thread, each held SQLite's one write lock while it waited for the interpreter lock (the
 # send path's next batch slept in SQLite's busy handler meanwhile) and cost ~1 ms of SQLAlchemy;
 # 200 at once moved other customers' p99 by 20-40 ms.
-TOKEN_VERSION_BUMP = (
-    "INSERT INTO meta (key, value) VALUES ('token_version', '1') ON CONFLICT (key) "
-    "DO UPDATE SET value = CAST(CAST(meta.value AS BIGINT) + 1 AS TEXT) RETURNING value"
-)
 INSERT_MINTED = (
     "INSERT INTO tokens (customer_id, user_id, token_hash, prefix, created_at, minted, expires_at, changed_seq) "
     "VALUES (?,?,?,?,?,?,?,?)"
@@ -96,7 +93,7 @@ class OperatorSide:
                 # one at a time in version order (catalog.bump_token_version)
                 seq = int(await tx.fetchval(TOKEN_VERSION_BUMP))
                 if self.x.dialect == "postgresql":
-                    await tx.execute("SELECT pg_notify('pombo_tokens', '')")  # delivered at commit
+                    await tx.execute(TOKENS_NOTIFY)  # delivered at commit
                 if await tx.fetchval("SELECT id FROM customers WHERE id=?", (customer_id,)) is None:
                     raise NotFound(f"customer {customer_id} does not exist")
                 await tx.execute(INSERT_MINTED, (customer_id, user_id, credentials.hash_token(token),

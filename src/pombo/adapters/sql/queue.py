@@ -62,6 +62,7 @@ TOO_OLD = "SELECT message_id FROM upstream_queue WHERE connection=? AND enqueued
 STATS = "SELECT connection, COUNT(*) AS n, MIN(enqueued_at) AS oldest FROM upstream_queue GROUP BY connection"
 ROUTE_TO = "UPDATE messages SET connection=?, cost=?, updated_at=? WHERE id=? AND status_code=1"
 PACE_ROW = "INSERT INTO upstream_pace (connection, at) VALUES (?, 0) ON CONFLICT (connection) DO NOTHING"
+PACE_LOCK = "UPDATE upstream_pace SET at=at WHERE connection=? RETURNING at"
 ATTEMPTS = "SELECT connection, kind, raw, at FROM upstream_attempts WHERE message_id=? ORDER BY at, id"
 
 
@@ -154,12 +155,12 @@ class SqlQueue:
         PostgreSQL the database's clock is the one clock of every host."""
         async with self.x.transaction() as tx:
             await tx.execute(PACE_ROW, (connection,))
-            await tx.execute("UPDATE upstream_pace SET at=at WHERE connection=?", (connection,))  # the lock
+            # the row locked (every worker waits its turn) and read in one statement
+            due = float(await tx.fetchval(PACE_LOCK, (connection,)))
             if self.x.dialect == "postgresql":
                 # a grant lost in a crash of the database server only wastes tokens: no WAL wait
                 await tx.execute("SET LOCAL synchronous_commit = off")
                 now = float(await tx.fetchval("SELECT extract(epoch FROM clock_timestamp())::float8"))
-            due = float(await tx.fetchval("SELECT at FROM upstream_pace WHERE connection=?", (connection,)))
             n, due = pace(due, float(now), want, rate)
             if n:
                 await tx.execute("UPDATE upstream_pace SET at=? WHERE connection=?", (due, connection))
