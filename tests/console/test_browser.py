@@ -154,7 +154,9 @@ def test_login(driver: Any, live: Live) -> None:
     assert "/console/login" in driver.current_url
     _shot(driver, "01-login")
     _log_in(driver, password="wrong-password")
-    assert "Wrong username or password" in driver.find_element(By.ID, "login-error").text
+    # the answer comes after the password check (scrypt on a thread): wait for the page it makes
+    error = _wait(driver, lambda d: (d.find_elements(By.ID, "login-error") or [None])[0])
+    assert "Wrong username or password" in error.text
     _log_in(driver)
     _wait(driver, lambda d: d.current_url.endswith("/console/customers"))  # back where it was going
 
